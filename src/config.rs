@@ -1,0 +1,635 @@
+//! Settings: built-in defaults, then a TOML file, then `SYNCSERVER_…` environment variables
+//! (later wins), validated once at start-up with messages an operator can act on.
+//!
+//! Every key is documented in `syncserver.toml.example`; a test keeps that file and the
+//! defaults here in step.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use url::Url;
+
+/// The example configuration shipped at the top of the repository.
+pub const EXAMPLE_CONFIG: &str = include_str!("../syncserver.toml.example");
+
+/// File read when `--config` is not given and the file exists.
+pub const DEFAULT_CONFIG_FILE: &str = "syncserver.toml";
+
+const ENV_PREFIX: &str = "SYNCSERVER";
+
+/// Keys that are lists; in the environment they are comma-separated.
+const ENV_LIST_KEYS: &[&str] = &["tokenserver.allowed_fxa_uids"];
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address to listen on.
+    pub host: String,
+    /// TCP port to listen on.
+    pub port: u16,
+    /// The URL Firefox uses to reach this server; derived per request when unset.
+    pub public_url: Option<String>,
+    /// Where the secret, the tokenserver database and the per-user storage files live.
+    pub data_dir: PathBuf,
+    /// Master secret shared by the tokenserver and storage; generated into
+    /// `<data_dir>/secret` when unset.
+    pub secret: Option<Secret>,
+    pub tokenserver: TokenserverSettings,
+    pub storage: StorageSettings,
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            public_url: None,
+            data_dir: PathBuf::from("./data"),
+            secret: None,
+            tokenserver: TokenserverSettings::default(),
+            storage: StorageSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenserverSettings {
+    /// Firefox Accounts OAuth server (Mozilla's production accounts by default).
+    pub fxa_oauth_server_url: String,
+    /// Pinned FxA public keys (JWKs); when empty they are fetched from `<fxa_oauth_server_url>/v1/jwks`.
+    #[serde(deserialize_with = "list_or_json")]
+    pub fxa_oauth_jwks: Vec<serde_json::Value>,
+    /// Seconds between background refreshes of the fetched JWKS.
+    pub jwks_refresh_interval: u64,
+    /// Seconds before a request to FxA is given up (the client then gets 503).
+    pub fxa_request_timeout: u64,
+    /// Label appended to FxA uids to form the `users.email` lookup key; never change it.
+    pub fxa_email_domain: String,
+    /// Tokenserver database; unset = `sqlite://<data_dir>/tokenserver.db`.
+    pub database_url: Option<String>,
+    /// Users the single storage node may hold.
+    pub node_capacity: i64,
+    /// Seconds a replaced user's storage is kept before it is deleted.
+    pub replaced_user_retention: u64,
+    /// Whether accounts never seen before may start syncing.
+    pub allow_new_users: bool,
+    /// When non-empty, only these FxA uids may sync.
+    pub allowed_fxa_uids: Vec<String>,
+    /// Maximum number of users (0 = no limit).
+    pub max_users: u64,
+    /// Lifetime of an issued token in seconds.
+    pub token_duration: u64,
+    /// Secret for `hashed_fxa_uid`; unset = derived from the master secret.
+    pub fxa_metrics_hash_secret: Option<Secret>,
+}
+
+impl Default for TokenserverSettings {
+    fn default() -> Self {
+        TokenserverSettings {
+            fxa_oauth_server_url: "https://oauth.accounts.firefox.com".into(),
+            fxa_oauth_jwks: Vec::new(),
+            jwks_refresh_interval: 3600,
+            fxa_request_timeout: 10,
+            fxa_email_domain: "api.accounts.firefox.com".into(),
+            database_url: None,
+            node_capacity: i64::from(i32::MAX),
+            replaced_user_retention: 86_400,
+            allow_new_users: true,
+            allowed_fxa_uids: Vec::new(),
+            max_users: 0,
+            token_duration: 3600,
+            fxa_metrics_hash_secret: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// An acknowledged write survives power loss.
+    Full,
+    /// Faster; the last writes may be lost on power loss (never corrupted).
+    Normal,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// Seconds a Hawk timestamp may differ from the server clock.
+    pub hawk_max_skew: u64,
+    /// Per-user database connections kept open at once.
+    pub max_open_databases: usize,
+    /// `full` (durable) or `normal` (faster, may lose the last writes on power loss).
+    pub sqlite_synchronous: SqliteSynchronous,
+    /// Seconds an uncommitted batch lives.
+    pub max_batch_ttl: u64,
+    /// Seconds between background purges of expired records and batches.
+    pub purge_interval: u64,
+    /// Free space (KiB) in a user file above which the purge runs an incremental vacuum.
+    pub vacuum_threshold_kb: u64,
+    /// Bytes of payload a user may store (0 = no quota).
+    pub quota_bytes: u64,
+    pub max_post_records: u64,
+    pub max_post_bytes: u64,
+    pub max_record_payload_bytes: u64,
+    pub max_request_bytes: u64,
+    pub max_total_records: u64,
+    pub max_total_bytes: u64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            hawk_max_skew: 60,
+            max_open_databases: 256,
+            sqlite_synchronous: SqliteSynchronous::Full,
+            max_batch_ttl: 7200,
+            purge_interval: 3600,
+            vacuum_threshold_kb: 1024,
+            quota_bytes: 0,
+            max_post_records: 100,
+            max_post_bytes: 2_621_440,
+            max_record_payload_bytes: 2_621_440,
+            max_request_bytes: 2_625_536,
+            max_total_records: 10_000,
+            max_total_bytes: 262_144_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter such as `info,syncserver=debug`.
+    pub level: String,
+    /// `text` (human-readable) or `json` (one object per line).
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// A secret string: never printed by `Debug`, redacted by `Serialize` (check-config output).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+/// A TOML array, or (from the environment) a string holding a JSON array.
+fn list_or_json<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<serde_json::Value>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrJson {
+        List(Vec<serde_json::Value>),
+        Json(String),
+    }
+    match ListOrJson::deserialize(d)? {
+        ListOrJson::List(list) => Ok(list),
+        ListOrJson::Json(text) if text.trim().is_empty() => Ok(Vec::new()),
+        ListOrJson::Json(text) => serde_json::from_str(&text)
+            .map_err(|e| serde::de::Error::custom(format!("expected a JSON array of JWKs: {e}"))),
+    }
+}
+
+/// Why the settings could not be loaded; each message names the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("environment ({ENV_PREFIX}_…): {0}")]
+    Environment(String),
+    #[error("invalid setting `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+    #[error("secret file {path}: {source}")]
+    SecretFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Settings {
+    /// Loads defaults → `file` (or `./syncserver.toml` when present) → environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let file = match file {
+            Some(path) => Some(path.to_path_buf()),
+            None => {
+                let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+                default.is_file().then_some(default)
+            }
+        };
+        Self::load_from(file.as_deref(), std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment passed in (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            // Deserialize the file alone first, so a typo is reported against the file
+            // rather than against the merged result.
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            let source = config::File::from_str(&text, config::FileFormat::Toml);
+            let file_only = config::Config::builder()
+                .add_source(source.clone())
+                .build()
+                .and_then(|c| c.try_deserialize::<Settings>());
+            if let Err(e) = file_only {
+                return Err(ConfigError::File {
+                    path: path.to_path_buf(),
+                    message: describe(e),
+                });
+            }
+            builder = builder.add_source(source);
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_")))
+            .collect();
+        let mut environment = config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("_")
+            .separator("__")
+            .list_separator(",")
+            .try_parsing(true)
+            .source(Some(env));
+        for key in ENV_LIST_KEYS {
+            environment = environment.with_list_parse_key(key);
+        }
+        let settings: Settings = builder
+            .add_source(environment)
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::Environment(describe(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            key,
+            message: message.to_string(),
+        };
+        if self.host.trim().is_empty() {
+            return Err(invalid("host", "expected an IP address or host name"));
+        }
+        if self.port == 0 {
+            return Err(invalid("port", "expected a TCP port between 1 and 65535"));
+        }
+        if let Some(url) = &self.public_url {
+            PublicUrl::parse(url).map_err(|m| invalid("public_url", &m))?;
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "expected a directory path"));
+        }
+        if self.secret.as_ref().is_some_and(|s| s.0.is_empty()) {
+            return Err(invalid(
+                "secret",
+                "must not be empty (remove it to use a generated one)",
+            ));
+        }
+        Url::parse(&self.tokenserver.fxa_oauth_server_url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| {
+                invalid(
+                    "tokenserver.fxa_oauth_server_url",
+                    "expected an http(s) URL such as https://oauth.accounts.firefox.com",
+                )
+            })?;
+        for jwk in &self.tokenserver.fxa_oauth_jwks {
+            if !jwk.is_object() {
+                return Err(invalid(
+                    "tokenserver.fxa_oauth_jwks",
+                    "expected a list of JWK objects (tables)",
+                ));
+            }
+        }
+        if self.tokenserver.token_duration == 0 {
+            return Err(invalid(
+                "tokenserver.token_duration",
+                "expected a positive number of seconds",
+            ));
+        }
+        if self.tokenserver.node_capacity <= 0 {
+            return Err(invalid(
+                "tokenserver.node_capacity",
+                "expected a positive number of users",
+            ));
+        }
+        self.validate_storage()
+    }
+
+    fn validate_storage(&self) -> Result<(), ConfigError> {
+        let s = &self.storage;
+        let positive = [
+            ("storage.hawk_max_skew", s.hawk_max_skew),
+            ("storage.max_open_databases", s.max_open_databases as u64),
+            ("storage.max_batch_ttl", s.max_batch_ttl),
+            ("storage.purge_interval", s.purge_interval),
+            ("storage.max_post_records", s.max_post_records),
+            ("storage.max_post_bytes", s.max_post_bytes),
+            ("storage.max_record_payload_bytes", s.max_record_payload_bytes),
+            ("storage.max_request_bytes", s.max_request_bytes),
+            ("storage.max_total_records", s.max_total_records),
+            ("storage.max_total_bytes", s.max_total_bytes),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "expected a positive number".into(),
+                });
+            }
+        }
+        if s.max_request_bytes < s.max_post_bytes {
+            return Err(ConfigError::Invalid {
+                key: "storage.max_request_bytes",
+                message: "must be at least storage.max_post_bytes".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The parsed `public_url`, when set.
+    pub fn public_url(&self) -> Option<PublicUrl> {
+        self.public_url
+            .as_deref()
+            .and_then(|u| PublicUrl::parse(u).ok())
+    }
+
+    /// The tokenserver database URL, following `data_dir` unless set explicitly.
+    pub fn tokenserver_database_url(&self) -> String {
+        match &self.tokenserver.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir.join("tokenserver.db").display()
+            ),
+        }
+    }
+
+    /// The effective settings as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+}
+
+/// Turns a `config` error into one line, without the crate's internal phrasing where possible.
+fn describe(e: config::ConfigError) -> String {
+    e.to_string()
+}
+
+/// `public_url` split into the parts Hawk and the tokenserver need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    pub scheme: String,
+    /// Lower-case host, IPv6 in brackets.
+    pub host: String,
+    pub port: u16,
+    /// Path prefix without a trailing `/` (empty when mounted at the root).
+    pub prefix: String,
+}
+
+impl PublicUrl {
+    pub fn parse(text: &str) -> Result<PublicUrl, String> {
+        let form = "expected an http(s) URL such as https://sync.example.com";
+        let url = Url::parse(text).map_err(|e| format!("{e}; {form}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(form.into());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("must not have a query or fragment; {form}"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("must not contain credentials; {form}"));
+        }
+        let host = match url.host() {
+            Some(url::Host::Ipv6(addr)) => format!("[{addr}]"),
+            Some(host) => host.to_string().to_ascii_lowercase(),
+            None => return Err(form.into()),
+        };
+        let port = url.port_or_known_default().ok_or(form)?;
+        Ok(PublicUrl {
+            scheme: url.scheme().to_string(),
+            host,
+            port,
+            prefix: url.path().trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// `scheme://host[:port]prefix`, default port dropped, no trailing `/`.
+    pub fn origin_with_prefix(&self) -> String {
+        let default_port = match self.scheme.as_str() {
+            "https" => 443,
+            _ => 80,
+        };
+        if self.port == default_port {
+            format!("{}://{}{}", self.scheme, self.host, self.prefix)
+        } else {
+            format!("{}://{}:{}{}", self.scheme, self.host, self.port, self.prefix)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn file_with(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(text.as_bytes()).expect("write");
+        f
+    }
+
+    #[test]
+    fn example_config_parses_and_matches_defaults() {
+        let f = file_with(EXAMPLE_CONFIG);
+        let loaded = Settings::load_from(Some(f.path()), no_env()).expect("example parses");
+        assert_eq!(loaded, Settings::default());
+    }
+
+    #[test]
+    fn example_config_documents_every_key() {
+        // Uncommenting every `# key = value` line must still parse and equal the defaults,
+        // so commented-out (derived) keys are real keys with their real defaults.
+        let text: String = EXAMPLE_CONFIG
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.contains(" = ") && !rest.starts_with(' ') => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let table: toml::Table = toml::from_str(&text).expect("uncommented example is TOML");
+        let defaults = toml::Table::try_from(Settings::default()).expect("defaults as TOML");
+        for (key, value) in &defaults {
+            assert!(table.contains_key(key), "example lacks top-level key {key}");
+            if let toml::Value::Table(section) = value {
+                let documented = table[key].as_table().expect("section");
+                for sub in section.keys() {
+                    assert!(documented.contains_key(sub), "example lacks {key}.{sub}");
+                }
+            }
+        }
+        for key in ["public_url", "secret"] {
+            assert!(table.contains_key(key), "example lacks {key}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let f = file_with("prot = 8001\n");
+        let err = Settings::load_from(Some(f.path()), no_env()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("prot"), "{msg}");
+        assert!(msg.contains(&f.path().display().to_string()), "{msg}");
+    }
+
+    #[test]
+    fn unknown_key_in_section_is_rejected() {
+        let f = file_with("[storage]\nmax_post_record = 5\n");
+        let msg = Settings::load_from(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("max_post_record"), "{msg}");
+    }
+
+    #[test]
+    fn bad_port_names_key() {
+        let f = file_with("port = \"eighty\"\n");
+        let msg = Settings::load_from(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("port"), "{msg}");
+        let f = file_with("port = 70000\n");
+        let msg = Settings::load_from(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("port"), "{msg}");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let f = file_with("port = 8001\n[storage]\nmax_post_records = 20\n");
+        let env = vec![
+            ("SYNCSERVER_PORT".to_string(), "8002".to_string()),
+            (
+                "SYNCSERVER_STORAGE__MAX_POST_RECORDS".to_string(),
+                "50".to_string(),
+            ),
+            (
+                "SYNCSERVER_TOKENSERVER__ALLOW_NEW_USERS".to_string(),
+                "false".to_string(),
+            ),
+            (
+                "SYNCSERVER_DATA_DIR".to_string(),
+                "/var/lib/syncserver".to_string(),
+            ),
+            (
+                "SYNCSERVER_TOKENSERVER__ALLOWED_FXA_UIDS".to_string(),
+                "aaa,bbb".to_string(),
+            ),
+        ];
+        let s = Settings::load_from(Some(f.path()), env).expect("loads");
+        assert_eq!(s.port, 8002);
+        assert_eq!(s.storage.max_post_records, 50);
+        assert!(!s.tokenserver.allow_new_users);
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/syncserver"));
+        assert_eq!(s.tokenserver.allowed_fxa_uids, vec!["aaa", "bbb"]);
+        assert_eq!(
+            s.tokenserver_database_url(),
+            "sqlite:///var/lib/syncserver/tokenserver.db"
+        );
+    }
+
+    #[test]
+    fn jwks_from_env_json() {
+        let env = vec![(
+            "SYNCSERVER_TOKENSERVER__FXA_OAUTH_JWKS".to_string(),
+            r#"[{"kty":"RSA","kid":"k1","n":"abc","e":"AQAB"}]"#.to_string(),
+        )];
+        let s = Settings::load_from(None, env).expect("loads");
+        assert_eq!(s.tokenserver.fxa_oauth_jwks.len(), 1);
+        assert_eq!(s.tokenserver.fxa_oauth_jwks[0]["kid"], "k1");
+    }
+
+    #[test]
+    fn bad_enum_value_names_key() {
+        let f = file_with("[log]\nformat = \"xml\"\n");
+        let msg = Settings::load_from(Some(f.path()), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("format") || msg.contains("xml"), "{msg}");
+    }
+
+    #[test]
+    fn public_url_parts() {
+        let u = PublicUrl::parse("https://Example.com:8443/sync/").expect("parses");
+        assert_eq!(u.host, "example.com");
+        assert_eq!(u.port, 8443);
+        assert_eq!(u.prefix, "/sync");
+        assert_eq!(u.origin_with_prefix(), "https://example.com:8443/sync");
+        let u = PublicUrl::parse("https://sync.example.com").expect("parses");
+        assert_eq!(u.port, 443);
+        assert_eq!(u.origin_with_prefix(), "https://sync.example.com");
+        assert!(PublicUrl::parse("ftp://x").is_err());
+        assert!(PublicUrl::parse("sync.example.com").is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = Settings {
+            secret: Some(Secret::new("topsecretvalue")),
+            ..Settings::default()
+        };
+        assert!(!s.to_redacted_toml().contains("topsecretvalue"));
+        assert!(!format!("{s:?}").contains("topsecretvalue"));
+    }
+}

@@ -1,0 +1,19 @@
+//! syncserver: a self-hosted Firefox Sync server — the tokenserver and the Sync 1.5 storage
+//! service in one process, with one SQLite file per user.
+//!
+//! Layout: `config` (settings), `secret` (master secret), `clock` (the injectable clock),
+//! `telemetry` (logging), `auth` (tokens, Hawk, FxA JWTs), `server` (shared state, HTTP
+//! server, request origin), `health` (heartbeat and landing page), `storage` (Sync 1.5),
+//! `tokenserver` (FxA OAuth → Hawk credentials).
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod health;
+pub mod secret;
+pub mod server;
+pub mod storage;
+pub mod telemetry;
+pub mod tokenserver;

@@ -1,0 +1,249 @@
+//! Builds the process-wide state once, binds the listener and runs actix-web with graceful
+//! shutdown on SIGTERM and SIGINT.
+//!
+//! Everything shared between workers (clock, secrets, and later the per-user pool, nonce
+//! cache and FxA caches) is created here, before `HttpServer::new`, and handed to every
+//! worker through `web::Data`. State created inside the app factory would exist once per
+//! worker.
+
+pub mod origin;
+mod path_prefix;
+mod request_log;
+
+use std::net::{SocketAddr, TcpListener};
+
+use actix_web::dev::Service;
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+
+use crate::auth::token::TokenSecret;
+use crate::clock::SharedClock;
+use crate::config::{ConfigError, PublicUrl, Settings};
+use crate::health::{self, HealthChecks};
+use crate::secret::{self, SecretSource};
+use crate::storage::Storage;
+use crate::tokenserver::Tokenserver;
+
+pub use origin::RequestOrigin;
+
+/// State shared by every worker; built once per process.
+pub struct AppState {
+    pub settings: Settings,
+    pub public_url: Option<PublicUrl>,
+    pub clock: SharedClock,
+    /// Signs and verifies tokens with the master secret.
+    pub tokens: TokenSecret,
+}
+
+impl AppState {
+    /// The effective URL of `req` (see `origin`).
+    pub fn origin(&self, req: &HttpRequest) -> Option<RequestOrigin> {
+        RequestOrigin::of(req, self.public_url.as_ref())
+    }
+}
+
+/// The uid a request acted for, recorded by handlers for the request log line.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestUid(pub u64);
+
+/// Records the uid a request acts for, so the request log line can show it.
+pub fn note_uid(req: &HttpRequest, uid: u64) {
+    req.extensions_mut().insert(RequestUid(uid));
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Component(String),
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    addr: SocketAddr,
+    server: actix_web::dev::Server,
+    storage: web::Data<Storage>,
+    tokenserver: web::Data<Tokenserver>,
+}
+
+impl Server {
+    /// Builds all shared state and binds `host:port` from the settings (port 0 picks one).
+    pub async fn build(settings: Settings, clock: SharedClock) -> Result<Server, StartError> {
+        let listener = bind(&settings.host, settings.port)?;
+        Self::build_with_listener(settings, clock, listener).await
+    }
+
+    pub async fn build_with_listener(
+        settings: Settings,
+        clock: SharedClock,
+        listener: TcpListener,
+    ) -> Result<Server, StartError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
+            path: settings.data_dir.display().to_string(),
+            source,
+        })?;
+        let (master, source) = secret::master_secret(&settings)?;
+        log_secret_source(&source);
+        let public_url = settings.public_url();
+        if public_url.is_none() {
+            tracing::warn!(
+                "public_url is not set: URLs are derived from each request's Host header; \
+                 set public_url to the address Firefox uses (see syncserver.toml.example)"
+            );
+        }
+        let state = web::Data::new(AppState {
+            tokens: TokenSecret::new(master.expose()),
+            public_url,
+            clock,
+            settings,
+        });
+        let storage = Storage::open(state.clone()).map_err(StartError::Component)?;
+        let tokenserver = Tokenserver::start(state.clone(), storage.clone())
+            .await
+            .map_err(StartError::Component)?;
+        let mut checks = HealthChecks::new(&state.settings);
+        for probe in tokenserver.health_probes() {
+            checks.add(probe);
+        }
+        let checks = web::Data::new(checks);
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: "listener".into(),
+            source,
+        })?;
+        let payload_limit = usize::try_from(state.settings.storage.max_request_bytes)
+            .unwrap_or(usize::MAX);
+
+        let prefix = state.public_url.as_ref().map(|u| u.prefix.clone());
+        let app_state = state.clone();
+        let app_storage = storage.clone();
+        let app_tokenserver = tokenserver.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(checks.clone())
+                .app_data(app_storage.clone())
+                .app_data(app_tokenserver.clone())
+                .app_data(web::PayloadConfig::new(payload_limit))
+                .configure(health::configure)
+                .configure(crate::tokenserver::configure)
+                .configure(crate::storage::configure)
+                .default_service(web::to(not_found))
+                .wrap_fn(request_log::log_request)
+                .wrap_fn({
+                    let prefix = prefix.clone();
+                    move |mut req, srv| {
+                        path_prefix::strip(&mut req, prefix.as_deref());
+                        srv.call(req)
+                    }
+                })
+                .wrap(actix_cors::Cors::permissive().max_age(3600))
+        })
+        .disable_signals()
+        .shutdown_timeout(30)
+        .listen(listener)
+        .map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?
+        .run();
+        Ok(Server {
+            addr,
+            server,
+            storage,
+            tokenserver,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Runs until SIGTERM or SIGINT, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            handle.stop(true).await;
+        });
+        tracing::info!(address = %self.addr, "listening");
+        self.server.await?;
+        self.tokenserver.close().await;
+        self.storage.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// Runs on the current runtime in the background (tests); returns a handle to stop it.
+    pub fn spawn(self) -> actix_web::dev::ServerHandle {
+        let handle = self.server.handle();
+        tokio::spawn(async move {
+            let _ = self.server.await;
+            self.tokenserver.close().await;
+            self.storage.close().await;
+        });
+        handle
+    }
+}
+
+fn bind(host: &str, port: u16) -> Result<TcpListener, StartError> {
+    let addr = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    TcpListener::bind(&addr).map_err(|source| StartError::Bind { addr, source })
+}
+
+fn log_secret_source(source: &SecretSource) {
+    match source {
+        SecretSource::Settings => tracing::info!("master secret: from the settings"),
+        SecretSource::File(path) => {
+            tracing::info!(path = %path.display(), "master secret: read from file")
+        }
+        SecretSource::Generated(path) => tracing::info!(
+            path = %path.display(),
+            "master secret: generated a new one; back this file up with the data"
+        ),
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Unknown paths: 404 with the bare Weave code `0`, as storage clients expect.
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type("application/json")
+        .body("0")
+}
