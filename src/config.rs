@@ -495,6 +495,12 @@ mod tests {
         assert_eq!(loaded, Settings::default());
     }
 
+    fn is_assignment(line: &str) -> bool {
+        line.split_once(" = ").is_some_and(|(key, _)| {
+            !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        })
+    }
+
     #[test]
     fn example_config_documents_every_key() {
         // Uncommenting every `# key = value` line must still parse and equal the defaults,
@@ -502,7 +508,7 @@ mod tests {
         let text: String = EXAMPLE_CONFIG
             .lines()
             .map(|l| match l.strip_prefix("# ") {
-                Some(rest) if rest.contains(" = ") && !rest.starts_with(' ') => rest,
+                Some(rest) if is_assignment(rest) => rest,
                 _ => l,
             })
             .collect::<Vec<_>>()
