@@ -15,6 +15,6 @@ fn main() {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
     if let Some(commit) = commit {
-        println!("cargo:rustc-env=SYNCSERVER_GIT_COMMIT={commit}");
+        println!("cargo:rustc-env=BUILD_GIT_COMMIT={commit}");
     }
 }

@@ -288,6 +288,7 @@ impl Settings {
             .into_iter()
             .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_")))
             .collect();
+        check_env_names(env.keys())?;
         let mut environment = config::Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("_")
             .separator("__")
@@ -370,7 +371,10 @@ impl Settings {
             ("storage.purge_interval", s.purge_interval),
             ("storage.max_post_records", s.max_post_records),
             ("storage.max_post_bytes", s.max_post_bytes),
-            ("storage.max_record_payload_bytes", s.max_record_payload_bytes),
+            (
+                "storage.max_record_payload_bytes",
+                s.max_record_payload_bytes,
+            ),
             ("storage.max_request_bytes", s.max_request_bytes),
             ("storage.max_total_records", s.max_total_records),
             ("storage.max_total_bytes", s.max_total_bytes),
@@ -416,9 +420,50 @@ impl Settings {
     }
 }
 
+/// Settings keys that may be unset by default (absent from the serialized defaults).
+const OPTIONAL_KEYS: &[&str] = &[
+    "public_url",
+    "secret",
+    "tokenserver.database_url",
+    "tokenserver.fxa_metrics_hash_secret",
+];
+
+/// A misspelt `SYNCSERVER_…` variable is an error naming the variable, like a typo in the file.
+fn check_env_names<'a>(names: impl Iterator<Item = &'a String>) -> Result<(), ConfigError> {
+    let mut known: Vec<String> = OPTIONAL_KEYS.iter().map(|k| k.to_string()).collect();
+    if let Ok(toml::Value::Table(defaults)) = toml::Value::try_from(Settings::default()) {
+        for (key, value) in defaults {
+            match value {
+                toml::Value::Table(section) => {
+                    known.extend(section.keys().map(|sub| format!("{key}.{sub}")))
+                }
+                _ => known.push(key),
+            }
+        }
+    }
+    for name in names {
+        let key = name[ENV_PREFIX.len() + 1..]
+            .to_ascii_lowercase()
+            .replace("__", ".");
+        if !known.contains(&key) {
+            return Err(ConfigError::Environment(format!(
+                "unknown variable {name} (no setting `{key}`; see syncserver.toml.example)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Turns a `config` error into one line, without the crate's internal phrasing where possible.
 fn describe(e: config::ConfigError) -> String {
+    // TOML parse errors span several lines with a caret diagram; keep the operator's
+    // terminal and the journal to one line.
     e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && l.trim_start_matches(['|', '^', ' ']).len() > 1)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// `public_url` split into the parts Hawk and the tokenserver need.
@@ -468,7 +513,10 @@ impl PublicUrl {
         if self.port == default_port {
             format!("{}://{}{}", self.scheme, self.host, self.prefix)
         } else {
-            format!("{}://{}:{}{}", self.scheme, self.host, self.port, self.prefix)
+            format!(
+                "{}://{}:{}{}",
+                self.scheme, self.host, self.port, self.prefix
+            )
         }
     }
 }
@@ -593,6 +641,19 @@ mod tests {
             s.tokenserver_database_url(),
             "sqlite:///var/lib/syncserver/tokenserver.db"
         );
+    }
+
+    #[test]
+    fn unknown_env_variable_is_named() {
+        let env = vec![("SYNCSERVER_STORAGE__MAX_POST".to_string(), "1".to_string())];
+        let msg = Settings::load_from(None, env).unwrap_err().to_string();
+        assert!(msg.contains("SYNCSERVER_STORAGE__MAX_POST"), "{msg}");
+        let env = vec![(
+            "SYNCSERVER_PUBLIC_URL".to_string(),
+            "https://x.example".to_string(),
+        )];
+        let s = Settings::load_from(None, env).expect("optional key accepted");
+        assert_eq!(s.public_url.as_deref(), Some("https://x.example"));
     }
 
     #[test]

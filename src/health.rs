@@ -15,7 +15,7 @@ use crate::server::AppState;
 pub const NAME: &str = env!("CARGO_PKG_NAME");
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Set by build.rs from `git rev-parse`; absent when built outside a git checkout.
-pub const GIT_COMMIT: Option<&str> = option_env!("SYNCSERVER_GIT_COMMIT");
+pub const GIT_COMMIT: Option<&str> = option_env!("BUILD_GIT_COMMIT");
 
 /// One dependency `/__heartbeat__` checks.
 pub trait HealthProbe: Send + Sync {
@@ -187,7 +187,10 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(escape_html("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape_html("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 
     #[test]

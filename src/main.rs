@@ -12,7 +12,11 @@ use syncserver::config::Settings;
 use syncserver::server::Server;
 
 #[derive(Parser)]
-#[command(name = "syncserver", version, about = "Self-hosted Firefox Sync server")]
+#[command(
+    name = "syncserver",
+    version,
+    about = "Self-hosted Firefox Sync server"
+)]
 struct Cli {
     /// Configuration file (default: ./syncserver.toml when present, else built-in defaults).
     #[arg(long, short = 'c', global = true, value_name = "PATH")]

@@ -120,8 +120,8 @@ impl Server {
             addr: "listener".into(),
             source,
         })?;
-        let payload_limit = usize::try_from(state.settings.storage.max_request_bytes)
-            .unwrap_or(usize::MAX);
+        let payload_limit =
+            usize::try_from(state.settings.storage.max_request_bytes).unwrap_or(usize::MAX);
 
         let prefix = state.public_url.as_ref().map(|u| u.prefix.clone());
         let app_state = state.clone();

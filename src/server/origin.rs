@@ -46,7 +46,10 @@ impl RequestOrigin {
         if self.port == default_port(&self.scheme) {
             format!("{}://{}{}", self.scheme, self.host, self.prefix)
         } else {
-            format!("{}://{}:{}{}", self.scheme, self.host, self.port, self.prefix)
+            format!(
+                "{}://{}:{}{}",
+                self.scheme, self.host, self.port, self.prefix
+            )
         }
     }
 }
@@ -106,8 +109,14 @@ mod tests {
             split_host_port("Example.COM:8443", 80),
             Some(("example.com".into(), 8443))
         );
-        assert_eq!(split_host_port("example.com", 443), Some(("example.com".into(), 443)));
-        assert_eq!(split_host_port("[::1]:8000", 80), Some(("[::1]".into(), 8000)));
+        assert_eq!(
+            split_host_port("example.com", 443),
+            Some(("example.com".into(), 443))
+        );
+        assert_eq!(
+            split_host_port("[::1]:8000", 80),
+            Some(("[::1]".into(), 8000))
+        );
         assert_eq!(split_host_port("[::1]", 80), Some(("[::1]".into(), 80)));
         assert_eq!(split_host_port("host:notaport", 80), None);
         assert_eq!(split_host_port("", 80), None);

@@ -192,7 +192,10 @@ impl BinaryServer {
         cmd.current_dir(cwd)
             .env_remove("RUST_LOG")
             .env("SYNCSERVER_PORT", port.to_string())
-            .env("SYNCSERVER_TOKENSERVER__FXA_OAUTH_SERVER_URL", "http://127.0.0.1:9")
+            .env(
+                "SYNCSERVER_TOKENSERVER__FXA_OAUTH_SERVER_URL",
+                "http://127.0.0.1:9",
+            )
             .stdout(Stdio::null())
             .stderr(stderr);
         for (k, v) in env {

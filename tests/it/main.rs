@@ -2,4 +2,5 @@
 //! binary where exit codes, signals and log output matter) and speaks HTTP to it.
 
 mod common;
+mod contrib;
 mod foundation;
