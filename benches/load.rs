@@ -1,0 +1,512 @@
+//! Load benchmark for the storage service (not a test).
+//!
+//! Starts the release `syncserver` binary on a temporary data directory, then drives a
+//! realistic Sync mix over HTTP with real Hawk headers:
+//!
+//! 1. first sync for every user: PUT meta/global, PUT crypto/keys, and two
+//!    `POST ?batch=true&commit=true` uploads of 100 records (bookmarks, history);
+//! 2. incremental syncs from `--active` concurrent clients, each repeatedly picking a random
+//!    user and doing what Firefox does on a routine sync: GET info/collections, GET
+//!    history?newer=…&full=1, and a small POST of 1–5 records.
+//!
+//! It prints requests/s, p50/p99 latency per request kind, the server's CPU time per request
+//! (from /proc/<pid>/stat; the load generator shares the machine, so server CPU per request is
+//! the stable figure) and the server's peak RSS (VmHWM).
+//!
+//! Run: `cargo bench --bench load -- --users 10000 --active 100 --requests 30000`
+//! Options: --users N (default 100), --active N (default min(users, 100)),
+//! --requests N (incremental phase, default 20000), --synchronous full|normal (default full).
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use syncserver::auth::hawk::{self, RequestTarget};
+use syncserver::auth::{IssuedToken, TokenPayload, TokenSecret, make_token, new_salt};
+use tokio::sync::Mutex;
+
+const SECRET: &str = "benchmark master secret";
+
+struct Options {
+    users: u64,
+    active: u64,
+    requests: u64,
+    synchronous: String,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let users = value("--users").and_then(|v| v.parse().ok()).unwrap_or(100);
+    Options {
+        users,
+        active: value("--active")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(users.min(100)),
+        requests: value("--requests")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000),
+        synchronous: value("--synchronous").unwrap_or_else(|| "full".into()),
+    }
+}
+
+/// The server process and what we read about it from /proc.
+struct ServerProcess {
+    child: Child,
+    port: u16,
+}
+
+impl ServerProcess {
+    fn start(data_dir: &Path, synchronous: &str) -> ServerProcess {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let child = Command::new(env!("CARGO_BIN_EXE_syncserver"))
+            .env_remove("RUST_LOG")
+            .env("SYNCSERVER_DATA_DIR", data_dir)
+            .env("SYNCSERVER_PORT", port.to_string())
+            .env("SYNCSERVER_SECRET", SECRET)
+            .env("SYNCSERVER_LOG__LEVEL", "warn")
+            .env("SYNCSERVER_STORAGE__SQLITE_SYNCHRONOUS", synchronous)
+            .env(
+                "SYNCSERVER_TOKENSERVER__FXA_OAUTH_SERVER_URL",
+                "http://127.0.0.1:9",
+            )
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start syncserver");
+        ServerProcess { child, port }
+    }
+
+    /// User + system CPU time of the server so far.
+    fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+            .sum();
+        // The kernel reports in USER_HZ, which is 100 on Linux.
+        Duration::from_millis(ticks * 10)
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// One simulated user: its credentials and what it last saw.
+struct User {
+    uid: u64,
+    token: IssuedToken,
+    last_history: Mutex<String>,
+}
+
+struct Client {
+    http: reqwest::Client,
+    port: u16,
+    latencies: Mutex<HashMap<&'static str, Vec<Duration>>>,
+    errors: AtomicU64,
+}
+
+impl Client {
+    async fn send(
+        &self,
+        kind: &'static str,
+        user: &User,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> Option<reqwest::Response> {
+        let target = format!("/1.5/{}{}", user.uid, path);
+        let auth = hawk::sign_request(
+            &user.token.id,
+            user.token.key.as_bytes(),
+            &RequestTarget {
+                method: method.as_str(),
+                target: &target,
+                host: "127.0.0.1",
+                port: self.port,
+            },
+            unix_now(),
+            &hawk::random_nonce(),
+            None,
+            None,
+        );
+        let mut req = self
+            .http
+            .request(method, format!("http://127.0.0.1:{}{}", self.port, target))
+            .header("Authorization", auth);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(body) = body {
+            req = req.header("Content-Type", "text/plain").body(body);
+        }
+        let started = Instant::now();
+        let res = req.send().await;
+        let elapsed = started.elapsed();
+        self.latencies
+            .lock()
+            .await
+            .entry(kind)
+            .or_default()
+            .push(elapsed);
+        match res {
+            Ok(r) if r.status().is_success() || r.status() == 304 => Some(r),
+            Ok(r) => {
+                if self.errors.fetch_add(1, Ordering::Relaxed) < 5 {
+                    eprintln!("{kind}: unexpected status {}", r.status());
+                }
+                None
+            }
+            Err(e) => {
+                if self.errors.fetch_add(1, Ordering::Relaxed) < 5 {
+                    eprintln!("{kind}: {e}");
+                }
+                None
+            }
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// An encrypted-looking payload of about `len` bytes, as Firefox stores.
+fn payload(len: usize, seed: u64) -> String {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let cipher: String = (0..len)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            alphabet[(x >> 58) as usize] as char
+        })
+        .collect();
+    format!(
+        r#"{{\"ciphertext\":\"{cipher}\",\"IV\":\"q80sLmwKIz1WFCj1nwJ4pQ==\",\"hmac\":\"5f6e\"}}"#
+    )
+}
+
+fn records(count: usize, prefix: &str, seed: u64, len: usize) -> String {
+    let items: Vec<String> = (0..count)
+        .map(|i| {
+            format!(
+                r#"{{"id":"{prefix}{i:08}","sortindex":{i},"payload":"{}"}}"#,
+                payload(len, seed + i as u64)
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+async fn first_sync(client: &Client, user: &User) {
+    use reqwest::Method;
+    let meta = format!(
+        r#"{{"id":"global","payload":"{}"}}"#,
+        payload(200, user.uid)
+    );
+    let keys = format!(r#"{{"id":"keys","payload":"{}"}}"#, payload(300, user.uid));
+    let unmodified = [("X-If-Unmodified-Since", "0")];
+    client
+        .send(
+            "put",
+            user,
+            Method::PUT,
+            "/storage/meta/global",
+            Some(meta),
+            &unmodified,
+        )
+        .await;
+    client
+        .send(
+            "put",
+            user,
+            Method::PUT,
+            "/storage/crypto/keys",
+            Some(keys),
+            &unmodified,
+        )
+        .await;
+    for collection in ["bookmarks", "history"] {
+        let body = records(100, &collection[..4], user.uid * 1000, 400);
+        let path = format!("/storage/{collection}?batch=true&commit=true");
+        client
+            .send(
+                "post_batch_100",
+                user,
+                Method::POST,
+                &path,
+                Some(body),
+                &unmodified,
+            )
+            .await;
+    }
+}
+
+async fn incremental_sync(client: &Client, user: &User, round: u64) -> u64 {
+    use reqwest::Method;
+    let mut sent = 0;
+    if let Some(res) = client
+        .send(
+            "info_collections",
+            user,
+            Method::GET,
+            "/info/collections",
+            None,
+            &[],
+        )
+        .await
+    {
+        let _ = res.bytes().await;
+    }
+    sent += 1;
+    let newer = user.last_history.lock().await.clone();
+    let path = format!("/storage/history?newer={newer}&full=1&limit=1000");
+    if let Some(res) = client
+        .send("get_newer", user, Method::GET, &path, None, &[])
+        .await
+    {
+        let _ = res.bytes().await;
+    }
+    sent += 1;
+    let count = 1 + (round % 5) as usize;
+    let body = records(count, &format!("h{:03}", round % 1000), round, 300);
+    if let Some(res) = client
+        .send(
+            "post_small",
+            user,
+            Method::POST,
+            "/storage/history?batch=true&commit=true",
+            Some(body),
+            &[],
+        )
+        .await
+        && let Some(modified) = res
+            .headers()
+            .get("X-Last-Modified")
+            .and_then(|v| v.to_str().ok())
+    {
+        *user.last_history.lock().await = modified.to_string();
+    }
+    sent + 1
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+async fn report(
+    phase: &str,
+    client: &Client,
+    server: &ServerProcess,
+    cpu: Duration,
+    wall: Duration,
+) {
+    let mut latencies = client.latencies.lock().await;
+    let total: usize = latencies.values().map(Vec::len).sum();
+    println!("\n== {phase}");
+    println!(
+        "requests: {total}  wall: {:.1} s  throughput: {:.0} req/s  errors: {}",
+        wall.as_secs_f64(),
+        total as f64 / wall.as_secs_f64(),
+        client.errors.swap(0, Ordering::Relaxed)
+    );
+    println!(
+        "server CPU: {:.2} s  = {:.0} µs per request ({:.0} requests per server-CPU-second)",
+        cpu.as_secs_f64(),
+        cpu.as_micros() as f64 / total.max(1) as f64,
+        total as f64 / cpu.as_secs_f64().max(0.001)
+    );
+    println!(
+        "server RSS: {} KiB now, {} KiB peak (VmHWM)",
+        server.status_kib("VmRSS:"),
+        server.status_kib("VmHWM:")
+    );
+    let mut kinds: Vec<_> = latencies.keys().copied().collect();
+    kinds.sort();
+    println!(
+        "{:<18} {:>8} {:>10} {:>10}",
+        "kind", "count", "p50 ms", "p99 ms"
+    );
+    for kind in kinds {
+        let v = latencies.get_mut(kind).expect("kind present");
+        v.sort();
+        println!(
+            "{:<18} {:>8} {:>10.2} {:>10.2}",
+            kind,
+            v.len(),
+            percentile(v, 0.50).as_secs_f64() * 1000.0,
+            percentile(v, 0.99).as_secs_f64() * 1000.0
+        );
+    }
+    latencies.clear();
+}
+
+async fn wait_ready(port: u16) {
+    let url = format!("http://127.0.0.1:{port}/__lbheartbeat__");
+    for _ in 0..400 {
+        if reqwest::get(&url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not start");
+}
+
+fn make_users(n: u64, port: u16) -> Vec<Arc<User>> {
+    let secret = TokenSecret::new(SECRET);
+    let node = format!("http://127.0.0.1:{port}");
+    (1..=n)
+        .map(|uid| {
+            let payload = TokenPayload {
+                node: node.clone(),
+                fxa_kid: "0000000001234-qqo".into(),
+                fxa_uid: format!("{uid:032x}"),
+                hashed_device_id: "3a41cccbdd666ebc4199f1f9d1249d44".into(),
+                hashed_fxa_uid: "4d00ecae64b98dd7dc7dea68d0dd615d".into(),
+                expires: unix_now() + 86_400,
+                uid,
+                tokenserver_origin: Some("rust".into()),
+                salt: new_salt(),
+            };
+            Arc::new(User {
+                uid,
+                token: make_token(&secret, &payload),
+                last_history: Mutex::new("0".into()),
+            })
+        })
+        .collect()
+}
+
+fn main() {
+    let opts = options();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run(opts));
+}
+
+async fn run(opts: Options) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(dir.path(), &opts.synchronous);
+    wait_ready(server.port).await;
+    println!(
+        "syncserver load benchmark: {} users on disk, {} active clients, synchronous={}",
+        opts.users, opts.active, opts.synchronous
+    );
+    let users = Arc::new(make_users(opts.users, server.port));
+    let client = Arc::new(Client {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(opts.active as usize)
+            .build()
+            .expect("client"),
+        port: server.port,
+        latencies: Mutex::new(HashMap::new()),
+        errors: AtomicU64::new(0),
+    });
+
+    // Phase 1: every user's first sync, `active` users at a time.
+    let cpu0 = server.cpu_time();
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..opts.active {
+        let (client, users, next) = (client.clone(), users.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(user) = users.get(i) else { break };
+                first_sync(&client, user).await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    report(
+        "first sync (PUT meta/global + crypto/keys, 2 x POST 100 records)",
+        &client,
+        &server,
+        server.cpu_time() - cpu0,
+        started.elapsed(),
+    )
+    .await;
+
+    // Phase 2: incremental syncs of random users.
+    let cpu0 = server.cpu_time();
+    let started = Instant::now();
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for task in 0..opts.active {
+        let (client, users, sent) = (client.clone(), users.clone(), sent.clone());
+        let budget = opts.requests;
+        tasks.push(tokio::spawn(async move {
+            let mut x = task.wrapping_mul(2654435761).wrapping_add(12345);
+            let mut round = 0;
+            while sent.load(Ordering::Relaxed) < budget {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let user = &users[(x % users.len() as u64) as usize];
+                round += 1;
+                let n = incremental_sync(&client, user, round * 1000 + task).await;
+                sent.fetch_add(n, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    report(
+        "incremental syncs (info/collections, GET newer, POST 1-5 records)",
+        &client,
+        &server,
+        server.cpu_time() - cpu0,
+        started.elapsed(),
+    )
+    .await;
+}
