@@ -4,3 +4,6 @@
 mod common;
 mod contrib;
 mod foundation;
+mod fxa_mock;
+mod tokenserver_api;
+mod tokenserver_support;
