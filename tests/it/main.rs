@@ -6,6 +6,7 @@ mod contrib;
 mod foundation;
 mod fxa_mock;
 mod tokenserver_api;
+mod tokenserver_cli;
 mod tokenserver_fxa;
 mod tokenserver_nodes;
 mod tokenserver_rules;

@@ -1,0 +1,76 @@
+//! `syncserver users list` and `syncserver users delete`, called as the CLI calls them.
+
+use syncserver::storage::user_db_path;
+use syncserver::tokenserver::{delete_user, list_users};
+
+use crate::tokenserver_support::*;
+
+/// Puts `bytes` bytes into a fake storage file for `uid`.
+fn fake_store(ts: &Ts, uid: i64, bytes: usize) -> std::path::PathBuf {
+    let path = user_db_path(&ts.srv.settings.data_dir, uid as u64);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, vec![0u8; bytes]).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_shows_users_with_storage_size() {
+    let ts = Ts::start().await;
+    let uid = ts.token(Some(1), 1, "aaaa").await.uid();
+    let other = "f".repeat(32);
+    let other_uid = ts.token_for(&other, Some(1), 1, "aaaa").await.uid();
+    fake_store(&ts, uid, 4096);
+    let text = list_users(&ts.srv.settings).await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains(FXA_UID))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cols[0], uid.to_string());
+    assert!(cols.contains(&"4096"), "{line}");
+    // Without public_url the node row is labelled with the listen address.
+    assert!(line.trim_end().ends_with("http://127.0.0.1:8000"), "{line}");
+    let other_line = text.lines().find(|l| l.contains(&other)).unwrap();
+    assert!(other_line.contains("never"), "{other_line}");
+    assert!(other_line.trim_start().starts_with(&other_uid.to_string()));
+    assert!(text.contains("2 user(s)"), "{text}");
+    assert!(text.lines().next().unwrap().contains("FXA UID"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_by_fxa_uid_or_uid_removes_rows_and_files() {
+    let ts = Ts::start().await;
+    let pool = ts.db().await;
+    let first = ts.token(Some(1), 1, "aaaa").await.uid();
+    ts.tick(1000);
+    let second = ts.token(Some(2), 2, "bbbb").await.uid();
+    let files = [fake_store(&ts, first, 10), fake_store(&ts, second, 10)];
+    let err = delete_user(&ts.srv.settings, FXA_UID, false)
+        .await
+        .unwrap_err();
+    assert!(err.contains("nothing deleted"), "{err}");
+    assert_eq!(rows(&pool, FXA_UID).await.len(), 2);
+    let report = delete_user(&ts.srv.settings, FXA_UID, true).await.unwrap();
+    assert!(
+        report.contains(&first.to_string()) && report.contains(&second.to_string()),
+        "{report}"
+    );
+    assert!(rows(&pool, FXA_UID).await.is_empty());
+    for f in &files {
+        assert!(!f.exists(), "{}", f.display());
+    }
+    // By Sync uid, for another account.
+    let other = "a1".repeat(16);
+    let uid = ts.token_for(&other, Some(1), 1, "aaaa").await.uid();
+    let file = fake_store(&ts, uid, 10);
+    delete_user(&ts.srv.settings, &uid.to_string(), true)
+        .await
+        .unwrap();
+    assert!(rows(&pool, &other).await.is_empty());
+    assert!(!file.exists());
+    assert!(delete_user(&ts.srv.settings, "999999", true).await.is_err());
+    // A deleted account that comes back is a new user with a new uid.
+    ts.tick(1000);
+    let again = ts.token(Some(3), 3, "cccc").await.uid();
+    assert!(again > uid);
+}
