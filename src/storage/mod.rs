@@ -1,30 +1,186 @@
-//! Sync 1.5 storage service (being built; serves no routes yet).
+//! Sync 1.5 storage service (PROTOCOL.md §3–4) on one SQLite file per user.
+//!
+//! Layout: `handlers` (routes and HTTP shapes), `auth` (Hawk + nonce cache), `query`
+//! (parameters and preconditions), `bso` (body parsing and validation), `ops` (one
+//! transaction per request), `db` (opening files, migrations, timestamps), `pool` (LRU of
+//! open files and per-user locks), `purge` (expired data clean-up), `timestamp`, `error`.
+//!
+//! All process-wide state lives in [`Storage`], built once before the HTTP workers start.
 
+mod auth;
+mod bso;
+mod db;
+mod error;
+mod handlers;
+mod ops;
+mod pool;
+mod purge;
+mod query;
+mod timestamp;
+
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use actix_web::web;
 
 use crate::config::Settings;
 use crate::server::AppState;
 
+pub use error::StorageError;
+pub use timestamp::{format_ts, parse_ts};
+
+use auth::NonceCache;
+use db::UserDb;
+use pool::{Pool, lock};
+
+/// Replay-cache capacity (DECISIONS.md): enough for any realistic request rate in the window.
+const NONCE_CAPACITY: usize = 1_000_000;
+
 /// Per-process storage state: the per-user database pool, locks and nonce cache.
-pub struct Storage {}
+pub struct Storage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: web::Data<AppState>,
+    pool: Pool,
+    nonces: NonceCache,
+    /// Timestamp floors of users whose file was deleted during this process's life, so
+    /// their next write still gets a later timestamp than any before.
+    floors: Mutex<HashMap<u64, i64>>,
+    purge_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
 
 impl Storage {
     /// Builds the storage state once per process and starts its background tasks.
-    pub fn open(_state: web::Data<AppState>) -> Result<web::Data<Storage>, String> {
-        Ok(web::Data::new(Storage {}))
+    pub fn open(state: web::Data<AppState>) -> Result<web::Data<Storage>, String> {
+        let dir = state.settings.data_dir.join("storage");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create storage directory {}: {e}", dir.display()))?;
+        let inner = Arc::new(Inner {
+            pool: Pool::new(state.settings.storage.max_open_databases),
+            nonces: NonceCache::new(NONCE_CAPACITY),
+            floors: Mutex::new(HashMap::new()),
+            purge_task: Mutex::new(None),
+            state,
+        });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let task = rt.spawn(purge::background(Arc::downgrade(&inner)));
+            *lock(&inner.purge_task) = Some(task);
+        }
+        Ok(web::Data::new(Storage { inner }))
     }
 
     /// The one way to delete a user's storage (DELETE /1.5/{uid}, purge, `users delete`,
     /// the tokenserver's replaced-user clean-up): takes the user's lock, drops the pooled
     /// connection, then unlinks the `.db`, `-wal` and `-shm` files.
-    pub async fn delete_user(&self, _uid: u64) -> Result<(), String> {
-        Ok(())
+    pub async fn delete_user(&self, uid: u64) -> Result<(), String> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.delete_user_blocking(uid))
+            .await
+            .map_err(|e| format!("delete of user {uid} did not finish: {e}"))?
     }
 
     /// Closes every open user database; called once after the server stopped.
-    pub async fn close(&self) {}
+    pub async fn close(&self) {
+        if let Some(task) = lock(&self.inner.purge_task).take() {
+            task.abort();
+        }
+        let inner = self.inner.clone();
+        let _ = tokio::task::spawn_blocking(move || inner.pool.clear()).await;
+    }
+
+    /// Runs `f` on the user's database on the blocking pool, holding the user's lock.
+    async fn with_user<R, F>(&self, uid: u64, f: F) -> Result<R, StorageError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut UserDb) -> Result<R, StorageError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.with_user_blocking(uid, f))
+            .await
+            .map_err(|e| StorageError::Internal(format!("storage task failed: {e}")))?
+    }
+
+    fn settings(&self) -> &crate::config::StorageSettings {
+        &self.inner.state.settings.storage
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.inner.state.clock.now_ms()
+    }
+}
+
+impl Inner {
+    fn path(&self, uid: u64) -> PathBuf {
+        user_db_path(&self.state.settings.data_dir, uid)
+    }
+
+    fn floor(&self, uid: u64) -> i64 {
+        lock(&self.floors).get(&uid).copied().unwrap_or(0)
+    }
+
+    fn with_user_blocking<R>(
+        &self,
+        uid: u64,
+        f: impl FnOnce(&mut UserDb) -> Result<R, StorageError>,
+    ) -> Result<R, StorageError> {
+        let slot = self.pool.slot(uid);
+        let mut guard = lock(&slot);
+        let db = match &mut *guard {
+            Some(db) => db,
+            empty => {
+                let opened = UserDb::open(
+                    &self.path(uid),
+                    self.state.settings.storage.sqlite_synchronous,
+                    self.floor(uid),
+                )?;
+                empty.insert(opened)
+            }
+        };
+        let result = f(db);
+        if let Err(e) = &result
+            && e.is_disk_fault()
+        {
+            // Reopen on the next request rather than reuse a connection the disk failed.
+            *guard = None;
+        }
+        result
+    }
+
+    fn delete_user_blocking(&self, uid: u64) -> Result<(), String> {
+        let slot = self.pool.slot(uid);
+        let mut guard = lock(&slot);
+        let path = self.path(uid);
+        let high_water = match guard.take() {
+            Some(db) => db.high_water(),
+            None if path.exists() => {
+                UserDb::open(&path, self.state.settings.storage.sqlite_synchronous, 0)
+                    .map(|db| db.high_water())
+                    .unwrap_or(0)
+            }
+            None => 0,
+        };
+        {
+            let mut floors = lock(&self.floors);
+            let floor = floors.entry(uid).or_insert(0);
+            *floor = (*floor).max(high_water);
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(format!("cannot delete {}: {e}", Path::new(&file).display()));
+                }
+            }
+        }
+        drop(guard);
+        Ok(())
+    }
 }
 
 /// `<data_dir>/storage/<d1>/<d2>/<uid>.db`: d1 = last two digits of the uid, d2 = the two
@@ -40,12 +196,17 @@ pub fn user_db_path(data_dir: &Path, uid: u64) -> PathBuf {
 }
 
 /// `syncserver purge`: one full pass over every user file; returns a human-readable report.
-pub async fn purge_all(_settings: &Settings) -> Result<String, String> {
-    Err("purge is not available yet".into())
+pub async fn purge_all(settings: &Settings) -> Result<String, String> {
+    let settings = settings.clone();
+    tokio::task::spawn_blocking(move || purge::purge_all_blocking(&settings))
+        .await
+        .map_err(|e| format!("purge did not finish: {e}"))?
 }
 
 /// Storage routes; `Storage` is registered as app data by the server.
-pub fn configure(_cfg: &mut web::ServiceConfig) {}
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    handlers::configure(cfg);
+}
 
 #[cfg(test)]
 mod tests {

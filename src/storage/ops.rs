@@ -1,0 +1,675 @@
+//! What each storage request does to a user's database, one transaction per request
+//! (PROTOCOL.md §4.2–4.9, §4.11). Handlers call exactly one of these per request.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::bso::BsoIn;
+use super::db::{UserDb, next_timestamp, set_storage_modified, storage_modified};
+use super::error::{StorageError, WEAVE_SIZE_LIMIT};
+use super::query::{CollectionQuery, Offset, Precondition, Sort};
+
+/// A stored BSO as returned to clients.
+#[derive(Debug, Clone)]
+pub struct BsoOut {
+    pub id: String,
+    pub modified: i64,
+    pub payload: String,
+    pub sortindex: Option<i64>,
+}
+
+/// One page of a collection listing.
+pub struct Listing {
+    pub items: Vec<BsoOut>,
+    pub last_modified: i64,
+    pub next_offset: Option<Offset>,
+}
+
+/// The result of a write: its timestamp and, with a quota, the bytes left.
+#[derive(Debug, Clone, Copy)]
+pub struct Written {
+    pub t: i64,
+    pub quota_remaining: Option<i64>,
+}
+
+/// Per-request inputs every operation needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Env {
+    /// Clock reading (ms).
+    pub now: i64,
+    /// Quota in bytes, 0 = off.
+    pub quota: u64,
+}
+
+/// Expiry is judged against the later of the clock and the last write, so an item written
+/// with ttl 0 is invisible at once even when the clock stands still.
+fn visible_now(env: &Env, high_water: i64) -> i64 {
+    env.now.max(high_water)
+}
+
+fn collection(tx: &Transaction<'_>, name: &str) -> Result<Option<(i64, i64)>, StorageError> {
+    Ok(tx
+        .prepare_cached("SELECT id, modified FROM collections WHERE name = ?1")?
+        .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// Sets the collection's last-modified (creating it) and the storage last-modified to `t`.
+fn touch_collection(tx: &Transaction<'_>, name: &str, t: i64) -> Result<i64, StorageError> {
+    let id = tx
+        .prepare_cached(
+            "INSERT INTO collections (name, modified) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET modified = excluded.modified RETURNING id",
+        )?
+        .query_row(params![name, t], |r| r.get(0))?;
+    set_storage_modified(tx, t)?;
+    Ok(id)
+}
+
+/// §4.5: update the supplied fields of a live row (a ttl-only update keeps `modified`), or
+/// create the row (replacing an expired one) with defaults for the rest.
+fn apply_bso(
+    tx: &Transaction<'_>,
+    coll: i64,
+    bso: &BsoIn,
+    t: i64,
+    now: i64,
+) -> Result<(), StorageError> {
+    let size = bso.payload.as_ref().map(|p| p.len() as i64);
+    let updated = tx
+        .prepare_cached(
+            "UPDATE bso SET
+                payload = coalesce(?3, payload),
+                payload_size = coalesce(?4, payload_size),
+                sortindex = coalesce(?5, sortindex),
+                expiry = CASE WHEN ?6 IS NULL THEN expiry ELSE ?7 + ?6 * 1000 END,
+                modified = CASE WHEN ?3 IS NULL AND ?5 IS NULL THEN modified ELSE ?7 END
+             WHERE collection = ?1 AND id = ?2 AND (expiry IS NULL OR expiry > ?8)",
+        )?
+        .execute(params![
+            coll,
+            bso.id,
+            bso.payload,
+            size,
+            bso.sortindex,
+            bso.ttl,
+            t,
+            now
+        ])?;
+    if updated == 0 {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO bso (collection, id, sortindex, modified, payload, payload_size, expiry)
+             VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, 0),
+                     CASE WHEN ?7 IS NULL THEN NULL ELSE ?4 + ?7 * 1000 END)",
+        )?
+        .execute(params![coll, bso.id, bso.sortindex, t, bso.payload, size, bso.ttl])?;
+    }
+    Ok(())
+}
+
+/// Bytes of live payload the user stores.
+fn usage_bytes(tx: &Transaction<'_>, now: i64) -> Result<i64, StorageError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT coalesce(sum(payload_size), 0) FROM bso WHERE expiry IS NULL OR expiry > ?1",
+        )?
+        .query_row([now], |r| r.get(0))?)
+}
+
+/// With a quota: refuse (403/14) a write when usage already reached it; else the usage.
+fn check_quota(tx: &Transaction<'_>, env: &Env, now: i64) -> Result<Option<i64>, StorageError> {
+    if env.quota == 0 {
+        return Ok(None);
+    }
+    let used = usage_bytes(tx, now)?;
+    if used as u64 >= env.quota {
+        return Err(StorageError::OverQuota);
+    }
+    Ok(Some(used))
+}
+
+fn remaining(env: &Env, used: Option<i64>, items: &[BsoIn]) -> Option<i64> {
+    let added: i64 = items.iter().map(|b| b.payload_size() as i64).sum();
+    used.map(|u| env.quota as i64 - u - added)
+}
+
+pub fn info_collections(
+    db: &mut UserDb,
+    pre: Precondition,
+) -> Result<(Vec<(String, i64)>, i64), StorageError> {
+    let (tx, _) = db.begin(false)?;
+    let ts = storage_modified(&tx)?;
+    pre.check(ts)?;
+    let mut stmt = tx.prepare_cached("SELECT name, modified FROM collections ORDER BY name")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, ts))
+}
+
+/// What `info/collection_counts` and `info/collection_usage` aggregate.
+#[derive(Clone, Copy)]
+pub enum Aggregate {
+    Count,
+    Bytes,
+}
+
+pub fn info_aggregate(
+    db: &mut UserDb,
+    what: Aggregate,
+    pre: Precondition,
+    env: &Env,
+) -> Result<(Vec<(String, i64)>, i64), StorageError> {
+    let (tx, hw) = db.begin(false)?;
+    let now = visible_now(env, *hw);
+    let ts = storage_modified(&tx)?;
+    pre.check(ts)?;
+    let sql = match what {
+        Aggregate::Count => {
+            "SELECT c.name, count(*) FROM bso b JOIN collections c ON c.id = b.collection
+             WHERE b.expiry IS NULL OR b.expiry > ?1 GROUP BY c.name ORDER BY c.name"
+        }
+        Aggregate::Bytes => {
+            "SELECT c.name, sum(b.payload_size) FROM bso b JOIN collections c ON c.id = b.collection
+             WHERE b.expiry IS NULL OR b.expiry > ?1 GROUP BY c.name ORDER BY c.name"
+        }
+    };
+    let mut stmt = tx.prepare_cached(sql)?;
+    let rows = stmt
+        .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, ts))
+}
+
+/// `info/quota`: bytes used and the storage last-modified.
+pub fn info_quota(
+    db: &mut UserDb,
+    pre: Precondition,
+    env: &Env,
+) -> Result<(i64, i64), StorageError> {
+    let (tx, hw) = db.begin(false)?;
+    let now = visible_now(env, *hw);
+    let ts = storage_modified(&tx)?;
+    pre.check(ts)?;
+    Ok((usage_bytes(&tx, now)?, ts))
+}
+
+/// `GET /storage/{collection}` (§4.3). `cap` bounds a page when no `limit` was given.
+pub fn get_collection(
+    db: &mut UserDb,
+    name: &str,
+    q: &CollectionQuery,
+    pre: Precondition,
+    env: &Env,
+    cap: u64,
+) -> Result<Listing, StorageError> {
+    let (tx, hw) = db.begin(false)?;
+    let now = visible_now(env, *hw);
+    let Some((coll, last_modified)) = collection(&tx, name)? else {
+        pre.check(0)?;
+        return Ok(Listing {
+            items: Vec::new(),
+            last_modified: 0,
+            next_offset: None,
+        });
+    };
+    pre.check(last_modified)?;
+    let page = q.limit.unwrap_or(cap).min(cap);
+    if page == 0 {
+        return Ok(Listing {
+            items: Vec::new(),
+            last_modified,
+            next_offset: None,
+        });
+    }
+    let (bound, skip) = match (q.sort, q.offset) {
+        (Sort::Index, Some(Offset::Bound { skip, .. })) => (None, skip),
+        (_, Some(Offset::Bound { bound, skip })) => (Some(bound), skip),
+        (_, Some(Offset::Rows(n))) => (None, n),
+        (_, None) => (None, 0),
+    };
+    let sql = listing_sql(q, bound.is_some());
+    let ids_json = q
+        .ids
+        .as_ref()
+        .map(|ids| serde_json::to_string(ids).unwrap_or_default());
+    let params: [SqlValue; 8] = [
+        coll.into(),
+        now.into(),
+        q.newer.unwrap_or(-1).into(),
+        q.older.unwrap_or(i64::MAX).into(),
+        ids_json.map_or(SqlValue::Null, SqlValue::Text),
+        bound.map_or(SqlValue::Null, SqlValue::Integer),
+        i64::try_from(page + 1).unwrap_or(i64::MAX).into(),
+        i64::try_from(skip).unwrap_or(i64::MAX).into(),
+    ];
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let mut items = stmt
+        .query_map(rusqlite::params_from_iter(params), |r| {
+            Ok(BsoOut {
+                id: r.get(0)?,
+                modified: r.get(1)?,
+                payload: if q.full { r.get(2)? } else { String::new() },
+                sortindex: if q.full { r.get(3)? } else { None },
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = items.len() as u64 > page;
+    items.truncate(page as usize);
+    let next_offset = more.then(|| next_offset(q, &items, skip));
+    Ok(Listing {
+        items,
+        last_modified,
+        next_offset,
+    })
+}
+
+fn listing_sql(q: &CollectionQuery, bounded: bool) -> String {
+    let cols = if q.full {
+        "id, modified, payload, sortindex"
+    } else {
+        "id, modified"
+    };
+    let ids = if q.ids.is_some() {
+        "id IN (SELECT value FROM json_each(?5))"
+    } else {
+        "?5 IS NULL"
+    };
+    let (bound, order) = match q.sort {
+        Sort::Newest => ("modified <= ?6", "modified DESC, id DESC"),
+        Sort::Oldest => ("modified >= ?6", "modified ASC, id ASC"),
+        Sort::Index => ("?6 IS NULL", "sortindex DESC NULLS LAST, id DESC"),
+    };
+    let bound = if bounded { bound } else { "?6 IS NULL" };
+    format!(
+        "SELECT {cols} FROM bso WHERE collection = ?1 AND (expiry IS NULL OR expiry > ?2)
+         AND modified > ?3 AND modified < ?4 AND {ids} AND {bound}
+         ORDER BY {order} LIMIT ?7 OFFSET ?8"
+    )
+}
+
+/// The continuation token after `items` (§4.3): a row count for index sorts and for clients
+/// that sent a plain number, else `bound:skip` over the rows sharing the last timestamp.
+fn next_offset(q: &CollectionQuery, items: &[BsoOut], skip: u64) -> Offset {
+    let plain = q.sort == Sort::Index || matches!(q.offset, Some(Offset::Rows(_)));
+    if plain {
+        return Offset::Rows(skip + items.len() as u64);
+    }
+    let last = items.last().map_or(0, |b| b.modified);
+    let same = items
+        .iter()
+        .rev()
+        .take_while(|b| b.modified == last)
+        .count() as u64;
+    let skip = match q.offset {
+        Some(Offset::Bound { bound, skip }) if bound == last && same == items.len() as u64 => {
+            skip + same
+        }
+        _ => same,
+    };
+    Offset::Bound { bound: last, skip }
+}
+
+/// `GET /storage/{collection}/{id}`; preconditions compare the item's modified (0 if absent).
+pub fn get_bso(
+    db: &mut UserDb,
+    name: &str,
+    id: &str,
+    pre: Precondition,
+    env: &Env,
+) -> Result<BsoOut, StorageError> {
+    let (tx, hw) = db.begin(false)?;
+    let now = visible_now(env, *hw);
+    let found = match collection(&tx, name)? {
+        Some((coll, _)) => find_bso(&tx, coll, id, now)?,
+        None => None,
+    };
+    pre.check(found.as_ref().map_or(0, |b| b.modified))?;
+    found.ok_or(StorageError::NotFound)
+}
+
+fn find_bso(
+    tx: &Transaction<'_>,
+    coll: i64,
+    id: &str,
+    now: i64,
+) -> Result<Option<BsoOut>, StorageError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT modified, payload, sortindex FROM bso
+             WHERE collection = ?1 AND id = ?2 AND (expiry IS NULL OR expiry > ?3)",
+        )?
+        .query_row(params![coll, id, now], |r| {
+            Ok(BsoOut {
+                id: id.to_string(),
+                modified: r.get(0)?,
+                payload: r.get(1)?,
+                sortindex: r.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+fn bso_modified(
+    tx: &Transaction<'_>,
+    coll: i64,
+    id: &str,
+    now: i64,
+) -> Result<Option<i64>, StorageError> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT modified FROM bso
+             WHERE collection = ?1 AND id = ?2 AND (expiry IS NULL OR expiry > ?3)",
+        )?
+        .query_row(params![coll, id, now], |r| r.get(0))
+        .optional()?)
+}
+
+/// `PUT /storage/{collection}/{id}`; `X-If-Unmodified-Since` compares the item.
+pub fn put_bso(
+    db: &mut UserDb,
+    name: &str,
+    bso: &BsoIn,
+    pre: Precondition,
+    env: &Env,
+) -> Result<Written, StorageError> {
+    let (tx, hw) = db.begin(true)?;
+    let now = visible_now(env, *hw);
+    let current = match collection(&tx, name)? {
+        Some((coll, _)) => bso_modified(&tx, coll, &bso.id, now)?,
+        None => None,
+    };
+    pre.check(current.unwrap_or(0))?;
+    let used = check_quota(&tx, env, now)?;
+    let t = next_timestamp(&tx, hw, env.now)?;
+    let coll = touch_collection(&tx, name, t)?;
+    apply_bso(&tx, coll, bso, t, t)?;
+    tx.commit()?;
+    Ok(Written {
+        t,
+        quota_remaining: remaining(env, used, std::slice::from_ref(bso)),
+    })
+}
+
+/// Non-batch `POST /storage/{collection}` (and `batch=true&commit=true`): all items with one
+/// timestamp; `X-If-Unmodified-Since` compares the collection.
+pub fn post_bsos(
+    db: &mut UserDb,
+    name: &str,
+    items: &[BsoIn],
+    pre: Precondition,
+    env: &Env,
+) -> Result<Written, StorageError> {
+    let (tx, hw) = db.begin(true)?;
+    let now = visible_now(env, *hw);
+    pre.check(collection(&tx, name)?.map_or(0, |c| c.1))?;
+    let used = check_quota(&tx, env, now)?;
+    let t = next_timestamp(&tx, hw, env.now)?;
+    let coll = touch_collection(&tx, name, t)?;
+    for bso in items {
+        apply_bso(&tx, coll, bso, t, t)?;
+    }
+    tx.commit()?;
+    Ok(Written {
+        t,
+        quota_remaining: remaining(env, used, items),
+    })
+}
+
+/// `DELETE /storage/{collection}[?ids=…]`. A missing collection is a no-op answered with the
+/// storage timestamp (`wrote` false); ids-deletes keep the (possibly empty) collection.
+pub fn delete_collection(
+    db: &mut UserDb,
+    name: &str,
+    ids: Option<&[String]>,
+    pre: Precondition,
+    env: &Env,
+) -> Result<(i64, bool), StorageError> {
+    let (tx, hw) = db.begin(true)?;
+    let Some((coll, modified)) = collection(&tx, name)? else {
+        pre.check(0)?;
+        return Ok((storage_modified(&tx)?, false));
+    };
+    pre.check(modified)?;
+    let t = next_timestamp(&tx, hw, env.now)?;
+    match ids {
+        Some(ids) => {
+            let json = serde_json::to_string(ids).unwrap_or_default();
+            tx.prepare_cached(
+                "DELETE FROM bso WHERE collection = ?1 AND id IN (SELECT value FROM json_each(?2))",
+            )?
+            .execute(params![coll, json])?;
+            touch_collection(&tx, name, t)?;
+        }
+        None => {
+            tx.prepare_cached("DELETE FROM bso WHERE collection = ?1")?
+                .execute([coll])?;
+            tx.prepare_cached("DELETE FROM collections WHERE id = ?1")?
+                .execute([coll])?;
+            delete_batches_of(&tx, name)?;
+            set_storage_modified(&tx, t)?;
+        }
+    }
+    tx.commit()?;
+    Ok((t, true))
+}
+
+/// `DELETE /storage/{collection}/{id}`: 404 when the item is missing or expired.
+pub fn delete_bso(
+    db: &mut UserDb,
+    name: &str,
+    id: &str,
+    pre: Precondition,
+    env: &Env,
+) -> Result<i64, StorageError> {
+    let (tx, hw) = db.begin(true)?;
+    let now = visible_now(env, *hw);
+    let Some((coll, _)) = collection(&tx, name)? else {
+        pre.check(0)?;
+        return Err(StorageError::NotFound);
+    };
+    let current = bso_modified(&tx, coll, id, now)?;
+    pre.check(current.unwrap_or(0))?;
+    if current.is_none() {
+        return Err(StorageError::NotFound);
+    }
+    let t = next_timestamp(&tx, hw, env.now)?;
+    tx.prepare_cached("DELETE FROM bso WHERE collection = ?1 AND id = ?2")?
+        .execute(params![coll, id])?;
+    touch_collection(&tx, name, t)?;
+    tx.commit()?;
+    Ok(t)
+}
+
+/// `DELETE /storage`: everything goes and every timestamp reads 0 again, but the high-water
+/// mark stays, so later writes still get later timestamps.
+pub fn delete_storage(db: &mut UserDb, pre: Precondition, env: &Env) -> Result<i64, StorageError> {
+    let (tx, hw) = db.begin(true)?;
+    pre.check(storage_modified(&tx)?)?;
+    let t = next_timestamp(&tx, hw, env.now)?;
+    tx.execute_batch(
+        "DELETE FROM bso; DELETE FROM collections; DELETE FROM batch_items; DELETE FROM batches;",
+    )?;
+    set_storage_modified(&tx, 0)?;
+    tx.commit()?;
+    Ok(t)
+}
+
+fn delete_batches_of(tx: &Transaction<'_>, name: &str) -> Result<(), StorageError> {
+    tx.prepare_cached(
+        "DELETE FROM batch_items WHERE batch IN (SELECT id FROM batches WHERE collection = ?1)",
+    )?
+    .execute([name])?;
+    tx.prepare_cached("DELETE FROM batches WHERE collection = ?1")?
+        .execute([name])?;
+    Ok(())
+}
+
+/// Limits on a batch as a whole.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub ttl_ms: i64,
+    pub max_total_records: u64,
+    pub max_total_bytes: u64,
+}
+
+/// `POST ?batch=true`: a new batch holding the valid items, invisible until commit. Returns
+/// the batch id and the collection's (unchanged) last-modified.
+pub fn batch_create(
+    db: &mut UserDb,
+    name: &str,
+    items: &[BsoIn],
+    pre: Precondition,
+    env: &Env,
+    limits: BatchLimits,
+) -> Result<(i64, i64), StorageError> {
+    let (tx, hw) = db.begin(true)?;
+    let now = visible_now(env, *hw);
+    let modified = collection(&tx, name)?.map_or(0, |c| c.1);
+    pre.check(modified)?;
+    check_quota(&tx, env, now)?;
+    let id = loop {
+        let candidate = (rand::random::<u64>() >> 2) as i64 + 1;
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO batches (id, collection, created) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![candidate, name, env.now])?;
+        if inserted == 1 {
+            break candidate;
+        }
+    };
+    add_batch_items(&tx, id, items, limits)?;
+    tx.commit()?;
+    Ok((id, modified))
+}
+
+/// `POST ?batch=<id>`: merges more items into a live batch of this collection. Returns the
+/// collection's (unchanged) last-modified.
+pub fn batch_append(
+    db: &mut UserDb,
+    name: &str,
+    batch: i64,
+    items: &[BsoIn],
+    pre: Precondition,
+    env: &Env,
+    limits: BatchLimits,
+) -> Result<i64, StorageError> {
+    let (tx, hw) = db.begin(true)?;
+    let now = visible_now(env, *hw);
+    let modified = collection(&tx, name)?.map_or(0, |c| c.1);
+    pre.check(modified)?;
+    require_live_batch(&tx, name, batch, env, limits)?;
+    check_quota(&tx, env, now)?;
+    add_batch_items(&tx, batch, items, limits)?;
+    tx.commit()?;
+    Ok(modified)
+}
+
+/// `POST ?batch=<id>&commit=true`: applies the pending items, then this request's, with one
+/// timestamp, and forgets the batch. Atomic: one transaction.
+pub fn batch_commit(
+    db: &mut UserDb,
+    name: &str,
+    batch: i64,
+    items: &[BsoIn],
+    pre: Precondition,
+    env: &Env,
+    limits: BatchLimits,
+) -> Result<Written, StorageError> {
+    let (tx, hw) = db.begin(true)?;
+    let now = visible_now(env, *hw);
+    pre.check(collection(&tx, name)?.map_or(0, |c| c.1))?;
+    require_live_batch(&tx, name, batch, env, limits)?;
+    let used = check_quota(&tx, env, now)?;
+    let t = next_timestamp(&tx, hw, env.now)?;
+    let coll = touch_collection(&tx, name, t)?;
+    {
+        let mut pending = tx.prepare_cached(
+            "SELECT id, payload, sortindex, ttl FROM batch_items WHERE batch = ?1",
+        )?;
+        let mut rows = pending.query([batch])?;
+        while let Some(r) = rows.next()? {
+            let bso = BsoIn {
+                id: r.get(0)?,
+                payload: r.get(1)?,
+                sortindex: r.get(2)?,
+                ttl: r.get(3)?,
+            };
+            apply_bso(&tx, coll, &bso, t, t)?;
+        }
+    }
+    for bso in items {
+        apply_bso(&tx, coll, bso, t, t)?;
+    }
+    tx.prepare_cached("DELETE FROM batch_items WHERE batch = ?1")?
+        .execute([batch])?;
+    tx.prepare_cached("DELETE FROM batches WHERE id = ?1")?
+        .execute([batch])?;
+    tx.commit()?;
+    Ok(Written {
+        t,
+        quota_remaining: remaining(env, used, items),
+    })
+}
+
+/// The batch must exist, belong to this collection and be younger than the batch ttl (400).
+fn require_live_batch(
+    tx: &Transaction<'_>,
+    name: &str,
+    batch: i64,
+    env: &Env,
+    limits: BatchLimits,
+) -> Result<(), StorageError> {
+    let live = tx
+        .prepare_cached("SELECT 1 FROM batches WHERE id = ?1 AND collection = ?2 AND created > ?3")?
+        .exists(params![batch, name, env.now - limits.ttl_ms])?;
+    if live {
+        Ok(())
+    } else {
+        Err(StorageError::bad_request())
+    }
+}
+
+/// Merges items into the pending set field by field and enforces the batch totals (400/17).
+fn add_batch_items(
+    tx: &Transaction<'_>,
+    batch: i64,
+    items: &[BsoIn],
+    limits: BatchLimits,
+) -> Result<(), StorageError> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO batch_items (batch, id, sortindex, payload, payload_size, ttl)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (batch, id) DO UPDATE SET
+            sortindex = coalesce(excluded.sortindex, sortindex),
+            payload = coalesce(excluded.payload, payload),
+            payload_size = coalesce(excluded.payload_size, payload_size),
+            ttl = coalesce(excluded.ttl, ttl)",
+    )?;
+    let mut bytes = 0i64;
+    for bso in items {
+        let size = bso.payload.as_ref().map(|p| p.len() as i64);
+        bytes += size.unwrap_or(0);
+        stmt.execute(params![
+            batch,
+            bso.id,
+            bso.sortindex,
+            bso.payload,
+            size,
+            bso.ttl
+        ])?;
+    }
+    let (records, total): (i64, i64) = tx
+        .prepare_cached(
+            "UPDATE batches SET total_records = total_records + ?2, total_bytes = total_bytes + ?3
+             WHERE id = ?1 RETURNING total_records, total_bytes",
+        )?
+        .query_row(params![batch, items.len() as i64, bytes], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    if records as u64 > limits.max_total_records || total as u64 > limits.max_total_bytes {
+        return Err(StorageError::BadRequest(WEAVE_SIZE_LIMIT));
+    }
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Removing expired data: expired BSOs, batches older than `max_batch_ttl`, and free pages
+//! (incremental vacuum) once a file's free space passes `vacuum_threshold_kb`.
+//!
+//! The background task walks the storage tree one top-level folder (1% of users) per tick,
+//! so a full pass takes `purge_interval` and each tick's work is bounded. `syncserver purge`
+//! does a full, unbounded pass at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Weak;
+use std::time::Duration;
+
+use rusqlite::{Connection, params};
+
+use super::Inner;
+use super::db::UserDb;
+use super::error::StorageError;
+use super::pool::lock;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+
+/// The storage tree has 100 top-level folders; the background task visits one per tick.
+const TOP_FOLDERS: u64 = 100;
+/// At most this many expired rows are deleted per user per background visit.
+const MAX_ROWS_PER_VISIT: i64 = 5_000;
+
+/// What one purge removed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Purged {
+    pub users: u64,
+    pub records: u64,
+    pub batches: u64,
+    pub freed_kib: u64,
+}
+
+impl Purged {
+    fn add(&mut self, other: Purged) {
+        self.users += other.users;
+        self.records += other.records;
+        self.batches += other.batches;
+        self.freed_kib += other.freed_kib;
+    }
+}
+
+/// Purges one open user database in one transaction, then vacuums if worthwhile.
+pub fn purge_db(
+    conn: &Connection,
+    now: i64,
+    batch_ttl_ms: i64,
+    vacuum_threshold_kb: u64,
+    max_rows: i64,
+) -> Result<Purged, StorageError> {
+    let tx = conn.unchecked_transaction()?;
+    let records = tx.execute(
+        "DELETE FROM bso WHERE rowid IN
+           (SELECT rowid FROM bso WHERE expiry IS NOT NULL AND expiry <= ?1 LIMIT ?2)",
+        params![now, max_rows],
+    )?;
+    let cutoff = now - batch_ttl_ms;
+    tx.execute(
+        "DELETE FROM batch_items WHERE batch IN (SELECT id FROM batches WHERE created <= ?1)",
+        [cutoff],
+    )?;
+    let batches = tx.execute("DELETE FROM batches WHERE created <= ?1", [cutoff])?;
+    tx.commit()?;
+    let free_pages: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let free_kib = (free_pages * page_size / 1024) as u64;
+    let freed_kib = if free_kib > vacuum_threshold_kb {
+        conn.execute_batch("PRAGMA incremental_vacuum;")?;
+        free_kib
+    } else {
+        0
+    };
+    Ok(Purged {
+        users: 1,
+        records: records as u64,
+        batches: batches as u64,
+        freed_kib,
+    })
+}
+
+/// Every `<uid>.db` under one top-level folder of the storage tree.
+fn users_in(storage_dir: &Path, d1: u64) -> Vec<(u64, PathBuf)> {
+    let mut out = Vec::new();
+    let top = storage_dir.join(format!("{d1:02}"));
+    let Ok(mids) = std::fs::read_dir(&top) else {
+        return out;
+    };
+    for mid in mids.flatten() {
+        let Ok(files) = std::fs::read_dir(mid.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let path = file.path();
+            let uid = path
+                .extension()
+                .filter(|e| *e == "db")
+                .and_then(|_| path.file_stem())
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u64>().ok());
+            if let Some(uid) = uid {
+                out.push((uid, path));
+            }
+        }
+    }
+    out
+}
+
+/// The background purge: one top-level folder per tick, each user under its own lock,
+/// using the pooled connection when open (without disturbing the LRU order) or a
+/// temporary one.
+pub async fn background(inner: Weak<Inner>) {
+    let tick = {
+        let Some(inner) = inner.upgrade() else { return };
+        Duration::from_secs(inner.state.settings.storage.purge_interval.max(1)) / TOP_FOLDERS as u32
+    };
+    let mut d1 = 0;
+    loop {
+        tokio::time::sleep(tick).await;
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let task = tokio::task::spawn_blocking(move || purge_folder(&strong, d1));
+        match task.await {
+            Ok(p) if p.records + p.batches > 0 => tracing::info!(
+                folder = d1,
+                users = p.users,
+                records = p.records,
+                batches = p.batches,
+                freed_kib = p.freed_kib,
+                "purged expired data"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purge task failed"),
+        }
+        d1 = (d1 + 1) % TOP_FOLDERS;
+    }
+}
+
+fn purge_folder(inner: &Inner, d1: u64) -> Purged {
+    let settings = &inner.state.settings.storage;
+    let mut total = Purged::default();
+    for (uid, path) in users_in(&inner.state.settings.data_dir.join("storage"), d1) {
+        let slot = inner.pool.lock_only(uid);
+        let guard = lock(&slot);
+        let now = inner.state.clock.now_ms();
+        let ttl_ms = settings.max_batch_ttl as i64 * 1000;
+        let result = match &*guard {
+            Some(db) => purge_db(
+                &db.conn,
+                now,
+                ttl_ms,
+                settings.vacuum_threshold_kb,
+                MAX_ROWS_PER_VISIT,
+            ),
+            None if path.exists() => {
+                UserDb::open(&path, settings.sqlite_synchronous, 0).and_then(|db| {
+                    purge_db(
+                        &db.conn,
+                        now,
+                        ttl_ms,
+                        settings.vacuum_threshold_kb,
+                        MAX_ROWS_PER_VISIT,
+                    )
+                })
+            }
+            None => Ok(Purged::default()),
+        };
+        match result {
+            Ok(p) => total.add(p),
+            Err(e) => tracing::warn!(uid, error = %e, "purge of a user failed"),
+        }
+    }
+    total
+}
+
+/// `syncserver purge`: every user, no row bound, real clock.
+pub fn purge_all_blocking(settings: &Settings) -> Result<String, String> {
+    let storage_dir = settings.data_dir.join("storage");
+    let s = &settings.storage;
+    let now = SystemClock.now_ms();
+    let mut total = Purged::default();
+    let mut failures = 0u64;
+    for d1 in 0..TOP_FOLDERS {
+        for (uid, path) in users_in(&storage_dir, d1) {
+            let result = UserDb::open(&path, s.sqlite_synchronous, 0).and_then(|db| {
+                purge_db(
+                    &db.conn,
+                    now,
+                    s.max_batch_ttl as i64 * 1000,
+                    s.vacuum_threshold_kb,
+                    i64::MAX,
+                )
+            });
+            match result {
+                Ok(p) => total.add(p),
+                Err(e) => {
+                    failures += 1;
+                    eprintln!("syncserver: purge of user {uid} failed: {e}");
+                }
+            }
+        }
+    }
+    let report = format!(
+        "purged {} user files: {} expired records, {} stale batches removed, {} KiB vacuumed\n",
+        total.users, total.records, total.batches, total.freed_kib
+    );
+    if failures > 0 {
+        return Err(format!("{report}{failures} user files could not be purged"));
+    }
+    Ok(report)
+}

@@ -1,0 +1,330 @@
+//! Whole flows: Firefox's first sync, racing clients, many users through a small LRU, the
+//! clock standing still or stepping back, deleting a user, purge, quota.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::TestServer;
+use crate::storage_support::{Client, records, send, ts_str};
+
+/// The request sequence of PROTOCOL.md §9, with text/plain bodies as Firefox sends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_first_sync_sequence() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 100_001_234);
+    let text = |m: Method, rest: &str, unmodified: &str, body: String| {
+        send(
+            c.req(m, rest)
+                .header("Content-Type", "text/plain;charset=UTF-8")
+                .header("X-If-Unmodified-Since", unmodified.to_string())
+                .body(body),
+        )
+    };
+    c.get("/info/collections").await.expect(200);
+    c.get("/info/configuration").await.expect(200);
+    c.get("/storage/meta/global").await.expect_error(404, "0");
+    send(
+        c.req(Method::DELETE, "/storage")
+            .header("X-Confirm-Delete", "1"),
+    )
+    .await
+    .expect(200);
+    let meta = json!({"id": "global", "modified": 0, "payload": "{\"syncID\":\"abc\",\"storageVersion\":5}"});
+    let put_meta = text(Method::PUT, "/storage/meta/global", "0", meta.to_string()).await;
+    put_meta.expect(200);
+    let keys = json!({"id": "keys", "payload": "{\"ciphertext\":\"c\",\"IV\":\"aXYxMjM0NTY3ODkwMTIzNA==\",\"hmac\":\"h\"}"});
+    text(Method::PUT, "/storage/crypto/keys", "0", keys.to_string())
+        .await
+        .expect(200);
+    let info = c.get("/info/collections").await.json();
+    assert!(info.get("meta").is_some() && info.get("crypto").is_some());
+    c.get("/storage/crypto/keys").await.expect(200);
+    c.get("/info/collections?v=153.0").await.expect(200);
+    c.get("/info/configuration").await.expect(200);
+    let engines = [
+        ("clients", 1),
+        ("prefs", 1),
+        ("tabs", 1),
+        ("bookmarks", 150),
+    ];
+    for (engine, n) in engines {
+        c.delete(&format!("/storage/{engine}")).await.expect(200);
+        // Chunks of max_post_records, each a batch=true&commit=true of its own; the first
+        // one with X-If-Unmodified-Since: 0 (the collection was just deleted).
+        let all = records(&format!("{engine}-"), n, "{\"ciphertext\":\"x\"}");
+        let mut since = "0".to_string();
+        for chunk in all.as_array().expect("array").chunks(100) {
+            let body = serde_json::Value::Array(chunk.to_vec()).to_string();
+            let r = text(
+                Method::POST,
+                &format!("/storage/{engine}?batch=true&commit=true"),
+                &since,
+                body,
+            )
+            .await;
+            r.expect(200);
+            assert_eq!(r.json()["failed"], json!({}), "{engine}");
+            since = r.header("x-last-modified").expect("lm").to_string();
+        }
+    }
+    for engine in ["passwords", "addons", "forms", "history"] {
+        c.delete(&format!("/storage/{engine}")).await.expect(200);
+    }
+    let meta_lm = put_meta.header("x-last-modified").expect("lm").to_string();
+    text(
+        Method::PUT,
+        "/storage/meta/global",
+        &meta_lm,
+        meta.to_string(),
+    )
+    .await
+    .expect(200);
+
+    // What the server holds afterwards — not what the client believes.
+    let counts = c.get("/info/collection_counts").await.json();
+    assert_eq!(
+        counts,
+        json!({"bookmarks": 150, "clients": 1, "crypto": 1, "meta": 1, "prefs": 1, "tabs": 1})
+    );
+    let bm = c
+        .get("/storage/bookmarks?full=1&limit=1000&sort=oldest")
+        .await;
+    assert_eq!(bm.ids().len(), 150);
+    assert_eq!(
+        c.get("/storage/meta/global").await.json()["payload"],
+        meta["payload"]
+    );
+    assert!(srv.dir.path().join("storage/34/12/100001234.db").exists());
+}
+
+/// Two clients upload to one collection with the timestamp they last saw: one wins, the
+/// other gets 412, and no record that got a 200 is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_racing_on_one_collection() {
+    let srv = TestServer::start().await;
+    let a = Client::new(&srv, 50);
+    let b = Client::new(&srv, 50);
+    let base = a
+        .post_json("/storage/bookmarks", &records("base", 1, "x"))
+        .await
+        .ts("x-last-modified");
+    let upload = |c: &Client<'_>, prefix: &str| {
+        send(
+            c.req(Method::POST, "/storage/bookmarks?batch=true&commit=true")
+                .header("Content-Type", "text/plain")
+                .header("X-If-Unmodified-Since", ts_str(base))
+                .body(records(prefix, 20, "x").to_string()),
+        )
+    };
+    let (ra, rb) = tokio::join!(upload(&a, "ra"), upload(&b, "rb"));
+    let mut statuses = [ra.status, rb.status];
+    statuses.sort();
+    assert_eq!(statuses, [200, 412]);
+    let (winner, loser_prefix) = if ra.status == 200 {
+        (&ra, "rb")
+    } else {
+        (&rb, "ra")
+    };
+    let ids = a.get("/storage/bookmarks").await.ids();
+    assert_eq!(ids.len(), 21);
+    assert!(!ids.iter().any(|i| i.starts_with(loser_prefix)));
+    // The loser re-reads and retries with the new timestamp: nothing is lost.
+    let lm = winner.header("x-last-modified").expect("lm").to_string();
+    let retry = send(
+        b.req(Method::POST, "/storage/bookmarks?batch=true&commit=true")
+            .header("Content-Type", "text/plain")
+            .header("X-If-Unmodified-Since", lm)
+            .body(records(loser_prefix, 20, "x").to_string()),
+    )
+    .await;
+    retry.expect(200);
+    assert_eq!(a.get("/storage/bookmarks").await.ids().len(), 41);
+}
+
+/// Many concurrent writers on one user: every write lands, timestamps are unique.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_of_one_user_are_serialized() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 51);
+    let paths: Vec<String> = (0..20).map(|i| format!("/storage/xxx_col1/i{i}")).collect();
+    let tasks = paths.iter().map(|p| c.put(p, r#"{"payload":"x"}"#));
+    let results = futures_util::future::join_all(tasks).await;
+    let mut stamps: Vec<_> = results.iter().map(|r| r.ts("x-last-modified")).collect();
+    stamps.sort();
+    stamps.dedup();
+    assert_eq!(stamps.len(), 20, "one distinct timestamp per write");
+    assert_eq!(c.get("/storage/xxx_col1").await.ids().len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lru_eviction_keeps_every_users_data() {
+    let srv = TestServer::start_with(|s| s.storage.max_open_databases = 4).await;
+    let clients: Vec<_> = (1..=200u64).map(|uid| Client::new(&srv, uid)).collect();
+    for chunk in clients.chunks(20) {
+        let writes = chunk.iter().map(|c| async move {
+            let body = records(&format!("u{}_", c.uid), 3, &format!("data of {}", c.uid));
+            c.post_json("/storage/xxx_col1", &body).await
+        });
+        for r in futures_util::future::join_all(writes).await {
+            r.expect(200);
+        }
+    }
+    for chunk in clients.chunks(20) {
+        let reads = chunk.iter().map(|c| c.get("/storage/xxx_col1?full=1"));
+        let results = futures_util::future::join_all(reads).await;
+        for (c, r) in chunk.iter().zip(results) {
+            r.expect(200);
+            let v = r.json();
+            let items = v.as_array().expect("array");
+            assert_eq!(items.len(), 3, "uid {}", c.uid);
+            for item in items {
+                assert!(
+                    item["id"]
+                        .as_str()
+                        .expect("id")
+                        .starts_with(&format!("u{}_", c.uid))
+                );
+                assert_eq!(item["payload"], format!("data of {}", c.uid));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_increase_when_the_clock_stands_still_or_steps_back() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 52);
+    let t1 = c
+        .put("/storage/xxx_col1/a", r#"{"payload":"x"}"#)
+        .await
+        .ts("x-last-modified");
+    let t2 = c
+        .put("/storage/xxx_col1/b", r#"{"payload":"x"}"#)
+        .await
+        .ts("x-last-modified");
+    assert_eq!(t2, t1 + 10);
+    srv.clock.advance_ms(-30_000);
+    let back = Client::new(&srv, 52);
+    let t3 = back
+        .put("/storage/xxx_col1/c", r#"{"payload":"x"}"#)
+        .await
+        .ts("x-last-modified");
+    assert!(t3 > t2);
+    assert_eq!(t3 % 10, 0);
+    // DELETE storage does not reset the high-water mark.
+    back.delete("/storage").await.expect(200);
+    let t4 = back
+        .put("/storage/xxx_col1/d", r#"{"payload":"x"}"#)
+        .await
+        .ts("x-last-modified");
+    assert!(t4 > t3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_user_removes_the_files_and_keeps_time_moving() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 100_001_234);
+    let t1 = c
+        .post_json("/storage/xxx_col1", &records("a", 3, "x"))
+        .await
+        .ts("x-last-modified");
+    let db = srv.dir.path().join("storage/34/12/100001234.db");
+    assert!(db.exists());
+    let del = c.delete("").await;
+    del.expect(200);
+    assert!(!db.exists());
+    for suffix in ["-wal", "-shm"] {
+        let mut p = db.clone().into_os_string();
+        p.push(suffix);
+        assert!(!std::path::Path::new(&p).exists(), "{suffix} left behind");
+    }
+    let info = c.get("/info/collections").await;
+    assert_eq!(info.body, "{}");
+    srv.clock.advance_ms(-60_000);
+    let again = Client::new(&srv, 100_001_234);
+    let t2 = again
+        .put("/storage/xxx_col1/a", r#"{"payload":"x"}"#)
+        .await
+        .ts("x-last-modified");
+    assert!(
+        t2 > t1,
+        "timestamps keep increasing after the file was deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_is_enforced_and_reported() {
+    let srv = TestServer::start_with(|s| s.storage.quota_bytes = 2048).await;
+    let c = Client::new(&srv, 53);
+    let first = c
+        .put(
+            "/storage/xxx_col1/a",
+            &json!({"payload": "x".repeat(1024)}).to_string(),
+        )
+        .await;
+    first.expect(200);
+    assert_eq!(first.header("x-weave-quota-remaining"), Some("1.00"));
+    let q = c.get("/info/quota").await.json();
+    assert_eq!(q, json!([1.0, 2.0]));
+    // Overshoot is allowed by one write; then writes are refused.
+    c.put(
+        "/storage/xxx_col1/b",
+        &json!({"payload": "x".repeat(1500)}).to_string(),
+    )
+    .await
+    .expect(200);
+    c.put("/storage/xxx_col1/c", r#"{"payload":"x"}"#)
+        .await
+        .expect_error(403, "14");
+    c.post("/storage/xxx_col1", r#"[{"id":"d","payload":"x"}]"#)
+        .await
+        .expect_error(403, "14");
+    c.post(
+        "/storage/xxx_col1?batch=true",
+        r#"[{"id":"d","payload":"x"}]"#,
+    )
+    .await
+    .expect_error(403, "14");
+    // Deleting frees space again.
+    c.delete("/storage/xxx_col1/b").await.expect(200);
+    c.put("/storage/xxx_col1/c", r#"{"payload":"x"}"#)
+        .await
+        .expect(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_command_removes_expired_records_and_stale_batches() {
+    let srv = TestServer::start().await;
+    // Written "3 hours ago" by the server's (manual) clock: the ttl-0 record and the
+    // batch are stale for purge, which uses the real clock.
+    srv.clock.advance_ms(-3 * 3600 * 1000);
+    let old = Client::new(&srv, 54);
+    old.post(
+        "/storage/xxx_col1",
+        r#"[{"id":"gone","payload":"x","ttl":0}]"#,
+    )
+    .await
+    .expect(200);
+    old.post(
+        "/storage/xxx_col2?batch=true",
+        r#"[{"id":"p","payload":"x"}]"#,
+    )
+    .await
+    .expect(202);
+    srv.clock.advance_ms(3 * 3600 * 1000);
+    let c = Client::new(&srv, 54);
+    c.post("/storage/xxx_col1", r#"[{"id":"stays","payload":"x"}]"#)
+        .await
+        .expect(200);
+    let report = syncserver::storage::purge_all(&srv.settings)
+        .await
+        .expect("purge runs");
+    assert!(report.contains("1 expired records"), "{report}");
+    assert!(report.contains("1 stale batches"), "{report}");
+    let ids = c.get("/storage/xxx_col1").await.ids();
+    assert_eq!(ids, ["stays"]);
+    let again = syncserver::storage::purge_all(&srv.settings)
+        .await
+        .expect("purge runs");
+    assert!(again.contains("0 expired records"), "{again}");
+}
