@@ -143,3 +143,64 @@ impl StorageError {
         matches!(self, StorageError::Unavailable(_))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn body_of(res: HttpResponse) -> String {
+        let bytes = res.into_body().try_into_bytes().unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn disk_full_is_503_with_retry_after() {
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        let e = StorageError::from(full);
+        assert!(e.is_disk_fault());
+        let res = e.error_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            res.headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("10")
+        );
+        assert_eq!(body_of(res), "0");
+    }
+
+    #[test]
+    fn bodies_are_bare_weave_codes() {
+        let cases = [
+            (StorageError::invalid_bso(), 400, "8"),
+            (StorageError::PayloadTooLarge, 413, "17"),
+            (StorageError::OverQuota, 403, "14"),
+            (StorageError::Unauthorized("x".into()), 401, "0"),
+            (StorageError::NotFound, 404, "0"),
+            (StorageError::Internal("x".into()), 500, "0"),
+            (
+                StorageError::PreconditionFailed {
+                    last_modified: 1230,
+                },
+                412,
+                "",
+            ),
+        ];
+        for (e, status, body) in cases {
+            let res = e.error_response();
+            assert_eq!(res.status().as_u16(), status);
+            assert_eq!(body_of(res), body);
+        }
+        let res = StorageError::Unauthorized("x".into()).error_response();
+        assert_eq!(
+            res.headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok()),
+            Some("Hawk")
+        );
+    }
+}

@@ -66,7 +66,10 @@ pub fn purge_db(
     let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     let free_kib = (free_pages * page_size / 1024) as u64;
     let freed_kib = if free_kib > vacuum_threshold_kb {
-        conn.execute_batch("PRAGMA incremental_vacuum;")?;
+        // The pragma frees pages as it is stepped; run it to the end.
+        let mut stmt = conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut rows = stmt.query([])?;
+        while rows.next()?.is_some() {}
         free_kib
     } else {
         0

@@ -328,3 +328,91 @@ async fn purge_command_removes_expired_records_and_stale_batches() {
         .expect("purge runs");
     assert!(again.contains("0 expired records"), "{again}");
 }
+
+/// When the disk refuses (here: a file where the user's folder should be), a write answers
+/// 503 with Retry-After and nothing is half-written; it works again once the disk does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_error_is_503_with_retry_after() {
+    let srv = TestServer::start().await;
+    let top = srv.dir.path().join("storage/07");
+    std::fs::create_dir_all(&top).expect("mkdir");
+    std::fs::write(top.join("00"), b"not a folder").expect("blocker");
+    let c = Client::new(&srv, 7);
+    let r = c.put("/storage/xxx_col1/a", r#"{"payload":"x"}"#).await;
+    r.expect_error(503, "0");
+    assert_eq!(r.header("retry-after"), Some("10"));
+    c.get("/info/collections").await.expect_error(503, "0");
+    std::fs::remove_file(top.join("00")).expect("unblock");
+    c.put("/storage/xxx_col1/a", r#"{"payload":"x"}"#)
+        .await
+        .expect(200);
+    assert_eq!(c.get("/storage/xxx_col1").await.ids(), ["a"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_vacuums_files_with_enough_free_space() {
+    let srv = TestServer::start().await;
+    srv.clock.advance_ms(-3600 * 1000);
+    let old = Client::new(&srv, 55);
+    let big: Vec<_> = (0..20)
+        .map(|i| json!({"id": format!("big{i}"), "payload": "x".repeat(50_000), "ttl": 1}))
+        .collect();
+    old.post_json("/storage/xxx_col1", &json!(big))
+        .await
+        .expect(200);
+    srv.clock.advance_ms(3600 * 1000);
+    let db = srv.dir.path().join("storage/55/00/55.db");
+    let mut settings = srv.settings.clone();
+    settings.storage.vacuum_threshold_kb = 100;
+    let report = syncserver::storage::purge_all(&settings)
+        .await
+        .expect("purge runs");
+    assert!(report.contains("20 expired records"), "{report}");
+    assert!(!report.contains(" 0 KiB vacuumed"), "{report}");
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let free: i64 = conn
+        .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+        .expect("freelist");
+    assert!(free < 25, "free pages left: {free}");
+}
+
+/// Firefox deletes an engine's collection and re-uploads with X-If-Unmodified-Since: 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_collection_accepts_unmodified_since_zero() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 56);
+    c.post_json("/storage/tabs", &records("t", 2, "x"))
+        .await
+        .expect(200);
+    let zero = |body: String| {
+        send(
+            c.req(Method::POST, "/storage/tabs?batch=true&commit=true")
+                .header("Content-Type", "text/plain")
+                .header("X-If-Unmodified-Since", "0")
+                .body(body),
+        )
+    };
+    zero(records("n", 1, "x").to_string()).await.expect(412);
+    c.delete("/storage/tabs").await.expect(200);
+    zero(records("n", 1, "x").to_string()).await.expect(200);
+    assert_eq!(c.get("/storage/tabs").await.ids(), ["n0"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflight_on_heartbeat() {
+    let srv = TestServer::start().await;
+    let r = send(
+        srv.client
+            .request(Method::OPTIONS, srv.url("/__heartbeat__"))
+            .header("Origin", "localhost")
+            .header("Access-Control-Request-Method", "GET"),
+    )
+    .await;
+    assert!(r.status == 200 || r.status == 204, "{r:?}");
+    assert_eq!(r.header("access-control-allow-origin"), Some("localhost"));
+    let max_age: u64 = r
+        .header("access-control-max-age")
+        .and_then(|v| v.parse().ok())
+        .expect("max-age");
+    assert!(max_age > 0);
+}
