@@ -213,3 +213,90 @@ pub fn purge_all_blocking(settings: &Settings) -> Result<String, String> {
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use actix_web::web;
+
+    use super::*;
+    use crate::auth::token::TokenSecret;
+    use crate::clock::ManualClock;
+    use crate::server::AppState;
+    use crate::storage::Storage;
+    use crate::storage::bso::BsoIn;
+    use crate::storage::ops::{self, Env};
+    use crate::storage::query::Precondition;
+
+    fn item(id: &str, ttl: Option<i64>) -> BsoIn {
+        BsoIn {
+            id: id.into(),
+            payload: Some("x".repeat(100)),
+            sortindex: None,
+            ttl,
+        }
+    }
+
+    /// The background visit purges both a user whose connection is pooled and one whose
+    /// file is only on disk, without putting the latter into the pool.
+    #[test]
+    fn background_visit_purges_open_and_closed_users() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let mut settings = Settings {
+            data_dir: dir.path().to_path_buf(),
+            ..Settings::default()
+        };
+        settings.storage.max_open_databases = 1;
+        let state = web::Data::new(AppState {
+            settings,
+            public_url: None,
+            clock: clock.clone(),
+            tokens: TokenSecret::new("secret"),
+        });
+        let storage = Storage::open(state).expect("open");
+        let inner = &storage.inner;
+        let env = Env {
+            now: clock.now_ms(),
+            quota: 0,
+        };
+        // uids 5 and 105 share the top folder 05; writing 105 evicts 5 from the pool of one.
+        for uid in [5, 105] {
+            inner
+                .with_user_blocking(uid, |db| {
+                    ops::post_bsos(
+                        db,
+                        "xxx_col1",
+                        &[item("short", Some(10)), item("long", None)],
+                        Precondition::None,
+                        &env,
+                    )
+                })
+                .expect("write");
+        }
+        inner
+            .with_user_blocking(105, |db| {
+                ops::batch_create(
+                    db,
+                    "xxx_col1",
+                    &[item("p", None)],
+                    Precondition::None,
+                    &env,
+                    ops::BatchLimits {
+                        ttl_ms: 7_200_000,
+                        max_total_records: 100,
+                        max_total_bytes: 1_000_000,
+                    },
+                )
+            })
+            .expect("batch");
+        clock.advance_ms(3 * 3600 * 1000);
+        let purged = purge_folder(inner, 5);
+        assert_eq!(purged.users, 2);
+        assert_eq!(purged.records, 2);
+        assert_eq!(purged.batches, 1);
+        assert_eq!(inner.pool.len(), 1, "the closed user was not pooled");
+        assert_eq!(purge_folder(inner, 5).records, 0);
+    }
+}
