@@ -13,6 +13,7 @@ mod storage_read;
 mod storage_support;
 mod storage_write;
 mod tokenserver_api;
+mod tokenserver_chain;
 mod tokenserver_cli;
 mod tokenserver_fxa;
 mod tokenserver_nodes;
