@@ -15,6 +15,8 @@ const MIGRATIONS: &[&str] = &[include_str!("../../migrations/storage/0001_initia
 
 /// 512 KiB of page cache per open file keeps 256 open files within the memory target.
 const CACHE_SIZE_KIB: i64 = 512;
+/// Prepared statements kept per open file: enough for every request kind's statements.
+const STATEMENT_CACHE: usize = 24;
 /// How long to wait for another process (e.g. `syncserver purge`) holding the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -28,12 +30,22 @@ impl UserDb {
     /// Opens (creating if needed) the file at `path`. `floor` is a lower bound for the next
     /// write timestamp (kept in memory when a user's file was deleted).
     pub fn open(path: &Path, sync: SqliteSynchronous, floor: i64) -> Result<UserDb, StorageError> {
+        Self::open_with_timeout(path, sync, floor, BUSY_TIMEOUT)
+    }
+
+    /// As [`UserDb::open`], waiting at most `busy` for a file another process holds.
+    pub fn open_with_timeout(
+        path: &Path,
+        sync: SqliteSynchronous,
+        floor: i64,
+        busy: Duration,
+    ) -> Result<UserDb, StorageError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        let conn = open_connection(path, sync)?;
+        let conn = open_connection(path, sync, busy)?;
         migrate(&conn)?;
         let stored: i64 =
             conn.query_row("SELECT value FROM meta WHERE key = 'high_water'", [], |r| {
@@ -59,6 +71,19 @@ impl UserDb {
         };
         let tx = self.conn.transaction_with_behavior(behavior)?;
         Ok((tx, &mut self.high_water))
+    }
+}
+
+/// Bounds the memory all SQLite connections together may use (page caches shrink to stay
+/// under it), so memory stays flat however many files are open. Process-wide.
+pub fn limit_sqlite_heap(bytes: i64) {
+    let applied = Connection::open_in_memory().and_then(|c| {
+        c.query_row(&format!("PRAGMA soft_heap_limit = {bytes}"), [], |r| {
+            r.get::<_, i64>(0)
+        })
+    });
+    if let Err(e) = applied {
+        tracing::warn!(error = %e, "cannot set the SQLite soft heap limit");
     }
 }
 
@@ -89,13 +114,17 @@ pub fn set_storage_modified(tx: &Transaction<'_>, ms: i64) -> Result<(), Storage
     Ok(())
 }
 
-fn open_connection(path: &Path, sync: SqliteSynchronous) -> Result<Connection, StorageError> {
+fn open_connection(
+    path: &Path,
+    sync: SqliteSynchronous,
+    busy: Duration,
+) -> Result<Connection, StorageError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.set_prepared_statement_cache_capacity(32);
+    conn.busy_timeout(busy)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let synchronous = match sync {
         SqliteSynchronous::Full => "FULL",
         SqliteSynchronous::Normal => "NORMAL",

@@ -34,6 +34,11 @@ use auth::NonceCache;
 use db::UserDb;
 use pool::{Pool, lock};
 
+/// SQLite page caches of all open files together stay under this (bytes).
+const SQLITE_HEAP_LIMIT: i64 = 24 * 1024 * 1024;
+/// Concurrent SQLite jobs: more only adds threads (and their memory), not throughput.
+const MAX_DB_JOBS: usize = 16;
+
 /// Replay-cache capacity (DECISIONS.md): enough for any realistic request rate in the window.
 const NONCE_CAPACITY: usize = 1_000_000;
 
@@ -46,6 +51,8 @@ struct Inner {
     state: web::Data<AppState>,
     pool: Pool,
     nonces: NonceCache,
+    /// Bounds the blocking threads doing SQLite work at once.
+    jobs: tokio::sync::Semaphore,
     /// Timestamp floors of users whose file was deleted during this process's life, so
     /// their next write still gets a later timestamp than any before.
     floors: Mutex<HashMap<u64, i64>>,
@@ -58,9 +65,11 @@ impl Storage {
         let dir = state.settings.data_dir.join("storage");
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create storage directory {}: {e}", dir.display()))?;
+        db::limit_sqlite_heap(SQLITE_HEAP_LIMIT);
         let inner = Arc::new(Inner {
             pool: Pool::new(state.settings.storage.max_open_databases),
             nonces: NonceCache::new(NONCE_CAPACITY),
+            jobs: tokio::sync::Semaphore::new(MAX_DB_JOBS),
             floors: Mutex::new(HashMap::new()),
             purge_task: Mutex::new(None),
             state,
@@ -97,6 +106,12 @@ impl Storage {
         R: Send + 'static,
         F: FnOnce(&mut UserDb) -> Result<R, StorageError> + Send + 'static,
     {
+        let _permit = self
+            .inner
+            .jobs
+            .acquire()
+            .await
+            .map_err(|e| StorageError::Internal(format!("storage is closed: {e}")))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || inner.with_user_blocking(uid, f))
             .await

@@ -23,6 +23,16 @@ const TOP_FOLDERS: u64 = 100;
 /// At most this many expired rows are deleted per user per background visit.
 const MAX_ROWS_PER_VISIT: i64 = 5_000;
 
+/// How long `syncserver purge` waits for a file the running server holds open.
+const CLI_BUSY: Duration = Duration::from_millis(200);
+
+/// Whether another process holds the file (a running server keeps its open files locked).
+fn is_locked(path: &Path) -> bool {
+    Connection::open(path)
+        .and_then(|c| c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;"))
+        .is_err()
+}
+
 /// What one purge removed.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Purged {
@@ -184,9 +194,11 @@ pub fn purge_all_blocking(settings: &Settings) -> Result<String, String> {
     let now = SystemClock.now_ms();
     let mut total = Purged::default();
     let mut failures = 0u64;
+    let mut in_use = 0u64;
     for d1 in 0..TOP_FOLDERS {
         for (uid, path) in users_in(&storage_dir, d1) {
-            let result = UserDb::open(&path, s.sqlite_synchronous, 0).and_then(|db| {
+            let opened = UserDb::open_with_timeout(&path, s.sqlite_synchronous, 0, CLI_BUSY);
+            let result = opened.and_then(|db| {
                 purge_db(
                     &db.conn,
                     now,
@@ -197,6 +209,8 @@ pub fn purge_all_blocking(settings: &Settings) -> Result<String, String> {
             });
             match result {
                 Ok(p) => total.add(p),
+                // A running server holds the files of its active users; it purges those itself.
+                Err(StorageError::Unavailable(_)) if is_locked(&path) => in_use += 1,
                 Err(e) => {
                     failures += 1;
                     eprintln!("syncserver: purge of user {uid} failed: {e}");
@@ -204,10 +218,15 @@ pub fn purge_all_blocking(settings: &Settings) -> Result<String, String> {
             }
         }
     }
-    let report = format!(
+    let mut report = format!(
         "purged {} user files: {} expired records, {} stale batches removed, {} KiB vacuumed\n",
         total.users, total.records, total.batches, total.freed_kib
     );
+    if in_use > 0 {
+        report.push_str(&format!(
+            "skipped {in_use} user files in use by the running server (it purges them itself)\n"
+        ));
+    }
     if failures > 0 {
         return Err(format!("{report}{failures} user files could not be purged"));
     }

@@ -294,7 +294,9 @@ async fn quota_is_enforced_and_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_command_removes_expired_records_and_stale_batches() {
-    let srv = TestServer::start().await;
+    // One open file at a time: touching user 99 closes user 54's file, as happens to
+    // idle users of a busy server.
+    let srv = TestServer::start_with(|s| s.storage.max_open_databases = 1).await;
     // Written "3 hours ago" by the server's (manual) clock: the ttl-0 record and the
     // batch are stale for purge, which uses the real clock.
     srv.clock.advance_ms(-3 * 3600 * 1000);
@@ -316,6 +318,10 @@ async fn purge_command_removes_expired_records_and_stale_batches() {
     c.post("/storage/xxx_col1", r#"[{"id":"stays","payload":"x"}]"#)
         .await
         .expect(200);
+    Client::new(&srv, 99)
+        .get("/info/collections")
+        .await
+        .expect(200);
     let report = syncserver::storage::purge_all(&srv.settings)
         .await
         .expect("purge runs");
@@ -323,6 +329,10 @@ async fn purge_command_removes_expired_records_and_stale_batches() {
     assert!(report.contains("1 stale batches"), "{report}");
     let ids = c.get("/storage/xxx_col1").await.ids();
     assert_eq!(ids, ["stays"]);
+    Client::new(&srv, 99)
+        .get("/info/collections")
+        .await
+        .expect(200);
     let again = syncserver::storage::purge_all(&srv.settings)
         .await
         .expect("purge runs");
@@ -351,7 +361,7 @@ async fn disk_error_is_503_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_vacuums_files_with_enough_free_space() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(|s| s.storage.max_open_databases = 1).await;
     srv.clock.advance_ms(-3600 * 1000);
     let old = Client::new(&srv, 55);
     let big: Vec<_> = (0..20)
@@ -361,6 +371,11 @@ async fn purge_vacuums_files_with_enough_free_space() {
         .await
         .expect(200);
     srv.clock.advance_ms(3600 * 1000);
+    // Another user's request closes user 55's file (one open file at a time).
+    Client::new(&srv, 99)
+        .get("/info/collections")
+        .await
+        .expect(200);
     let db = srv.dir.path().join("storage/55/00/55.db");
     let mut settings = srv.settings.clone();
     settings.storage.vacuum_threshold_kb = 100;
