@@ -82,7 +82,9 @@ fn validate_fields(obj: &Map<String, Value>, id: String) -> Result<BsoIn, String
             "sortindex" => match value {
                 Value::Null => {}
                 v => match v.as_i64() {
-                    Some(n) if n.abs() <= MAX_SORTINDEX => bso.sortindex = Some(n),
+                    Some(n) if (-MAX_SORTINDEX..=MAX_SORTINDEX).contains(&n) => {
+                        bso.sortindex = Some(n)
+                    }
                     _ => return Err("invalid sortindex".into()),
                 },
             },
@@ -264,6 +266,7 @@ mod tests {
             r#"{"sortindex":"2.6"}"#,
             r#"{"sortindex":2.6}"#,
             r#"{"sortindex":1000000000}"#,
+            r#"{"sortindex":-9223372036854775808}"#,
             r#"{"payload":42}"#,
             r#"{"ttl":"eh?"}"#,
             r#"{"ttl":4.2}"#,

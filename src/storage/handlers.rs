@@ -2,9 +2,11 @@
 //! authenticates, parses its inputs, calls one `ops` function on the user's database and
 //! builds the response; errors become responses in `error.rs`.
 
-use actix_web::dev::Service;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 
@@ -27,17 +29,7 @@ type Answer = Result<HttpResponse, StorageError>;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/1.5/{uid:[0-9]{1,10}}")
-            .wrap_fn(|req, srv| {
-                let storage = req.app_data::<web::Data<Storage>>().cloned();
-                let fut = srv.call(req);
-                async move {
-                    let mut res = fut.await?;
-                    if let Some(storage) = storage {
-                        add_weave_timestamp(res.response_mut(), storage.now_ms());
-                    }
-                    Ok(res)
-                }
-            })
+            .wrap(from_fn(weave_timestamp))
             .service(resource("").route(web::delete().to(delete_user)))
             .service(resource("/info/collections").route(web::get().to(info_collections)))
             .service(resource("/info/collection_counts").route(web::get().to(info_counts)))
@@ -61,6 +53,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 Err::<HttpResponse, _>(StorageError::NotFound)
             })),
     );
+    // Anything else under /1.5 (a uid that is not 1–10 digits) is a storage 404 too.
+    cfg.service(
+        web::scope("/1.5")
+            .wrap(from_fn(weave_timestamp))
+            .default_service(web::to(|| async {
+                Err::<HttpResponse, _>(StorageError::NotFound)
+            })),
+    );
+}
+
+/// Middleware of the storage scopes: see [`add_weave_timestamp`].
+async fn weave_timestamp(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let storage = req.app_data::<web::Data<Storage>>().cloned();
+    let mut res = next.call(req).await?;
+    if let Some(storage) = storage {
+        add_weave_timestamp(res.response_mut(), storage.now_ms());
+    }
+    Ok(res)
 }
 
 /// A resource whose other methods answer 405 with a Weave body.
@@ -72,7 +85,7 @@ fn resource(path: &str) -> actix_web::Resource {
 
 /// Every storage response carries `X-Weave-Timestamp`: the write's timestamp when a handler
 /// set it, else the current time, never less than `X-Last-Modified`.
-fn add_weave_timestamp(res: &mut HttpResponse, now_ms: i64) {
+fn add_weave_timestamp<B>(res: &mut HttpResponse<B>, now_ms: i64) {
     if res.headers().contains_key(X_WEAVE_TIMESTAMP) {
         return;
     }
