@@ -656,3 +656,186 @@ async fn newline_bodies_edge_cases() {
     assert_eq!(ids.json(), json!(["a", "b"]));
     intact(&c, &before).await;
 }
+
+/// Uploads `n` records to `coll` as one batch (appends of 100, then an empty commit), so they
+/// all share one timestamp, as a first sync of a big collection does.
+async fn upload_batch(c: &Client<'_>, coll: &str, prefix: &str, n: usize) -> String {
+    let create = c.post(&format!("/storage/{coll}?batch=true"), "[]").await;
+    create.expect(202);
+    let batch = create.json()["batch"].as_str().expect("batch").to_string();
+    let ids: Vec<String> = (0..n).map(|i| format!("{prefix}{i:05}")).collect();
+    for chunk in ids.chunks(100) {
+        let items: Vec<_> = chunk
+            .iter()
+            .map(|id| json!({"id": id, "payload": format!("p-{id}")}))
+            .collect();
+        let r = c
+            .post_json(&format!("/storage/{coll}?batch={batch}"), &json!(items))
+            .await;
+        r.expect(202);
+        assert_eq!(r.json()["failed"], json!({}));
+    }
+    let commit = c
+        .post(&format!("/storage/{coll}?batch={batch}&commit=true"), "[]")
+        .await;
+    commit.expect(200);
+    commit.header("x-last-modified").expect("lm").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_device_downloads_many_rows_sharing_one_timestamp() {
+    let srv = TestServer::start().await;
+    let first = Client::new(&srv, 112);
+    let lm = upload_batch(&first, "bookmarks", "b", 2500).await;
+    srv.clock.advance_ms(5000);
+
+    // Device 2, with its own token, pages through with Firefox's query and the collection's
+    // X-Last-Modified as X-If-Unmodified-Since on the later pages.
+    let second = Client::new(&srv, 112);
+    for query in [
+        "full=1&limit=1000&sort=oldest",
+        "full=1&limit=1000&sort=newest",
+        "full=1&limit=1000",
+        "full=1&limit=1000&sort=index",
+        "limit=333",
+    ] {
+        let mut seen = Vec::new();
+        let mut offset: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let path = match &offset {
+                Some(o) => format!("/storage/bookmarks?{query}&offset={o}"),
+                None => format!("/storage/bookmarks?{query}"),
+            };
+            let mut req = second.req(Method::GET, &path);
+            if offset.is_some() {
+                req = req.header("X-If-Unmodified-Since", &lm);
+            }
+            let r = send(req).await;
+            r.expect(200);
+            assert_eq!(r.header("x-last-modified"), Some(lm.as_str()));
+            let page = r.ids();
+            assert_eq!(
+                r.header("x-weave-records"),
+                Some(page.len().to_string().as_str())
+            );
+            if query.starts_with("full") {
+                for item in r.json().as_array().expect("array") {
+                    assert_eq!(item["modified"].to_string(), lm);
+                    let id = item["id"].as_str().expect("id");
+                    assert_eq!(item["payload"], json!(format!("p-{id}")));
+                }
+            }
+            seen.extend(page);
+            pages += 1;
+            offset = r.header("x-weave-next-offset").map(str::to_string);
+            if offset.is_none() {
+                break;
+            }
+            assert!(pages < 20, "{query}: runaway paging");
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 2500, "{query}: duplicates or gaps");
+        assert_eq!(seen.len(), 2500, "{query}");
+        if query.contains("oldest") {
+            assert_eq!(seen, sorted, "{query}: ties go by id ascending");
+        }
+    }
+
+    // A write by the first device between pages: the next page with X-If-Unmodified-Since
+    // is refused (412), and without it the paging still returns every old row exactly once.
+    let p1 = second
+        .get("/storage/bookmarks?full=1&limit=1000&sort=oldest")
+        .await;
+    let next = p1.header("x-weave-next-offset").expect("more").to_string();
+    srv.clock.advance_ms(1000);
+    first
+        .post_json(
+            "/storage/bookmarks",
+            &json!([{"id": "zzz", "payload": "new"}, {"id": "b00000", "payload": "changed"}]),
+        )
+        .await
+        .expect(200);
+    let stale = send(
+        second
+            .req(
+                Method::GET,
+                &format!("/storage/bookmarks?full=1&limit=1000&sort=oldest&offset={next}"),
+            )
+            .header("X-If-Unmodified-Since", &lm),
+    )
+    .await;
+    assert_eq!(stale.status, 412, "{stale:?}");
+    assert_eq!(stale.body, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn later_sync_uploads_with_preconditions() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 113);
+    let lm = upload_batch(&c, "clients", "c", 3).await;
+    srv.clock.advance_ms(1000);
+    // Firefox: batch=true&commit=true, text/plain, X-If-Unmodified-Since = last-modified.
+    let upload = |since: String, body: &'static str| {
+        send(
+            c.req(Method::POST, "/storage/clients?batch=true&commit=true")
+                .header("Content-Type", "text/plain;charset=UTF-8")
+                .header("X-If-Unmodified-Since", since)
+                .body(body),
+        )
+    };
+    let ok = upload(lm.clone(), r#"[{"id":"c00000","payload":"v2"}]"#).await;
+    ok.expect(200);
+    let t = ok.header("x-last-modified").expect("lm").to_string();
+    assert_eq!(ok.json()["modified"].to_string(), t);
+    assert!(ok.json().get("batch").is_none());
+    // A second device still on the old timestamp is refused, and nothing changes.
+    let conflict = upload(lm.clone(), r#"[{"id":"c00000","payload":"v3"}]"#).await;
+    assert_eq!(conflict.status, 412);
+    assert_eq!(conflict.header("x-last-modified"), Some(t.as_str()));
+    let item = c.get("/storage/clients/c00000").await;
+    assert_eq!(item.json()["payload"], json!("v2"));
+    // The batched form too: create with a stale precondition → 412 and no batch.
+    let stale = send(
+        c.req(Method::POST, "/storage/clients?batch=true")
+            .header("Content-Type", "application/json")
+            .header("X-If-Unmodified-Since", lm)
+            .body(r#"[{"id":"c00001","payload":"v3"}]"#),
+    )
+    .await;
+    assert_eq!(stale.status, 412);
+    // info/collections reflects exactly the committed write.
+    let info = c.get("/info/collections").await;
+    assert_eq!(info.json()["clients"].to_string(), t);
+    assert_eq!(info.header("x-last-modified"), Some(t.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_batch_ids_and_commit_values() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 114);
+    let before = seed(&c).await;
+    let body = r#"[{"id":"keep","payload":"gone"}]"#;
+    for q in [
+        "batch=0",
+        "batch=-1",
+        "batch=99999999999999999999",
+        "batch=9223372036854775807",
+        "batch=12345",
+        "batch=%00",
+        "batch=abc&commit=true",
+        "batch=true&commit=false",
+        "batch=true&commit=1",
+        "batch=true&commit=",
+        "commit=true",
+    ] {
+        weave_error(
+            &c.post(&format!("/storage/xxx_col1?{q}"), body).await,
+            400,
+            "0",
+        );
+    }
+    intact(&c, &before).await;
+}

@@ -2,6 +2,7 @@
 //! binary where exit codes, signals and log output matter) and speaks HTTP to it.
 
 mod audit_storage;
+mod audit_tokenserver;
 mod common;
 mod contrib;
 mod foundation;
