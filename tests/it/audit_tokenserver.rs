@@ -20,6 +20,9 @@ async fn raw_get(ts: &Ts, path: &str, headers: &[(&str, &str)]) -> (u16, String,
     (status, ct, res.text().await.expect("body"))
 }
 
+/// Path, request headers, expected status, expected body.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, String);
+
 fn body(status: &str, location: &str, name: &str, description: &str) -> String {
     format!(
         r#"{{"status":"{status}","errors":[{{"location":"{location}","name":"{name}","description":"{description}"}}]}}"#
@@ -34,7 +37,7 @@ async fn error_bodies_are_byte_exact() {
     let unauthorized = body("error", "body", "", "Unauthorized");
     let bad_creds = body("invalid-credentials", "body", "", "Unauthorized");
     let long_state = "a".repeat(33);
-    let cases: Vec<(&str, Vec<(&str, &str)>, u16, String)> = vec![
+    let cases: Vec<Case> = vec![
         (TOKEN_PATH, vec![], 401, unauthorized.clone()),
         (
             TOKEN_PATH,
