@@ -589,8 +589,8 @@ async fn delete_collection(req: HttpRequest, storage: web::Data<Storage>) -> Ans
     let pre = Precondition::from_request(&req)?.for_write();
     let name = collection_of(&req);
     let env = env(&storage);
-    // `ids=` with nothing in it means the whole collection, as in RS.
-    let ids = q.ids.filter(|ids| !ids.is_empty());
+    // `ids=` with nothing in it parses as no ids: the whole collection, as in RS.
+    let ids = q.ids;
     let (t, wrote) = storage
         .with_user(uid, move |db| {
             ops::delete_collection(db, &name, ids.as_deref(), pre, &env)

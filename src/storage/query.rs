@@ -74,7 +74,8 @@ impl CollectionQuery {
         let mut commit_seen = false;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match key.as_ref() {
-                "ids" => q.ids = Some(parse_ids(&value)?),
+                // A list left empty by dropping empty items filters nothing (RS).
+                "ids" => q.ids = Some(parse_ids(&value)?).filter(|ids| !ids.is_empty()),
                 "newer" => q.newer = Some(parse_ts(&value).ok_or_else(bad)?),
                 "older" => q.older = Some(parse_ts(&value).ok_or_else(bad)?),
                 "full" => q.full = true,
