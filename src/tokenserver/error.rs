@@ -30,6 +30,9 @@ pub enum TokenserverError {
     /// `X-Client-State` is not `^[a-zA-Z0-9._-]{1,32}$`.
     #[error("malformed X-Client-State header")]
     MalformedClientState,
+    /// No `public_url` and no usable `Host` header: the token's URLs cannot be built.
+    #[error("missing or unusable Host header")]
+    BadHost,
     /// `X-Client-State` disagrees with the state in `X-KeyID`.
     #[error("X-Client-State does not match X-KeyID")]
     ClientStateMismatch,
@@ -76,7 +79,7 @@ impl ResponseError for TokenserverError {
     fn status_code(&self) -> StatusCode {
         use TokenserverError::*;
         match self {
-            MalformedClientState => StatusCode::BAD_REQUEST,
+            MalformedClientState | BadHost => StatusCode::BAD_REQUEST,
             UnsupportedApplication | UnsupportedVersion(_) => StatusCode::NOT_FOUND,
             NewUsersDisabled => StatusCode::FORBIDDEN,
             NoNode | FxaUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -166,6 +169,12 @@ impl TokenserverError {
                 "header",
                 "X-Client-State".into(),
                 "Invalid client state value".into(),
+            ),
+            BadHost => (
+                "error",
+                "header",
+                "Host".into(),
+                "Invalid Host header".into(),
             ),
             ClientStateMismatch => plain("invalid-client-state", "Unauthorized"),
             InvalidClientState(reason) => (

@@ -58,9 +58,7 @@ pub async fn get_token(
         tracing::info!(account = %ts.log_id(&fxa_uid), "account not in allowed_fxa_uids");
         return Err(TokenserverError::NewUsersDisabled);
     }
-    let origin = state.origin(&req).ok_or_else(|| {
-        TokenserverError::Internal("cannot tell this server's URL: no Host header".into())
-    })?;
+    let origin = state.origin(&req).ok_or(TokenserverError::BadHost)?;
     let presented = Presented::new(
         verified.generation,
         Some(creds.keys_changed_at),
