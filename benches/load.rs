@@ -36,6 +36,10 @@ struct Options {
     active: u64,
     requests: u64,
     synchronous: String,
+    /// Reuse this data directory (kept afterwards) instead of a fresh temporary one.
+    data_dir: Option<String>,
+    /// Skip the first-sync phase (with `--data-dir` already holding those users).
+    skip_first_sync: bool,
 }
 
 fn options() -> Options {
@@ -56,6 +60,8 @@ fn options() -> Options {
             .and_then(|v| v.parse().ok())
             .unwrap_or(20_000),
         synchronous: value("--synchronous").unwrap_or_else(|| "full".into()),
+        data_dir: value("--data-dir"),
+        skip_first_sync: args.iter().any(|a| a == "--skip-first-sync"),
     }
 }
 
@@ -431,8 +437,13 @@ fn main() {
 }
 
 async fn run(opts: Options) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = ServerProcess::start(dir.path(), &opts.synchronous);
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = opts
+        .data_dir
+        .as_deref()
+        .map(Path::new)
+        .unwrap_or(temp.path());
+    let server = ServerProcess::start(dir, &opts.synchronous);
     wait_ready(server.port).await;
     println!(
         "syncserver load benchmark: {} users on disk, {} active clients, synchronous={}",
@@ -449,7 +460,19 @@ async fn run(opts: Options) {
         errors: AtomicU64::new(0),
     });
 
-    // Phase 1: every user's first sync, `active` users at a time.
+    if !opts.skip_first_sync {
+        first_sync_phase(&opts, &client, &users, &server).await;
+    }
+    incremental_phase(&opts, &client, &users, &server).await;
+}
+
+/// Phase 1: every user's first sync, `active` users at a time.
+async fn first_sync_phase(
+    opts: &Options,
+    client: &Arc<Client>,
+    users: &Arc<Vec<Arc<User>>>,
+    server: &ServerProcess,
+) {
     let cpu0 = server.cpu_time();
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
@@ -469,14 +492,21 @@ async fn run(opts: Options) {
     }
     report(
         "first sync (PUT meta/global + crypto/keys, 2 x POST 100 records)",
-        &client,
-        &server,
+        client,
+        server,
         server.cpu_time() - cpu0,
         started.elapsed(),
     )
     .await;
+}
 
-    // Phase 2: incremental syncs of random users.
+/// Phase 2: incremental syncs of random users.
+async fn incremental_phase(
+    opts: &Options,
+    client: &Arc<Client>,
+    users: &Arc<Vec<Arc<User>>>,
+    server: &ServerProcess,
+) {
     let cpu0 = server.cpu_time();
     let started = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
@@ -503,8 +533,8 @@ async fn run(opts: Options) {
     }
     report(
         "incremental syncs (info/collections, GET newer, POST 1-5 records)",
-        &client,
-        &server,
+        client,
+        server,
         server.cpu_time() - cpu0,
         started.elapsed(),
     )
