@@ -182,20 +182,38 @@ impl Inner {
             let floor = floors.entry(uid).or_insert(0);
             *floor = (*floor).max(high_water);
         }
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = path.clone().into_os_string();
-            file.push(suffix);
-            match std::fs::remove_file(&file) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(format!("cannot delete {}: {e}", Path::new(&file).display()));
-                }
-            }
-        }
+        remove_user_files(&path)?;
         drop(guard);
         Ok(())
     }
+}
+
+/// Unlinks a user's `.db`, `-wal` and `-shm` (missing files are fine). Only the two delete
+/// paths below call it: [`Storage::delete_user`] (under the user's lock) and
+/// [`delete_user_offline`].
+fn remove_user_files(path: &Path) -> Result<(), String> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.to_path_buf().into_os_string();
+        file.push(suffix);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(format!("cannot delete {}: {e}", Path::new(&file).display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a user's storage from the command line (`syncserver users delete`), when no
+/// server process holds the file: the running server's own deletes go through
+/// [`Storage::delete_user`], which also takes the user's lock and closes the connection.
+pub async fn delete_user_offline(settings: &Settings, uid: u64) -> Result<(), String> {
+    let path = user_db_path(&settings.data_dir, uid);
+    tokio::task::spawn_blocking(move || remove_user_files(&path))
+        .await
+        .map_err(|e| format!("delete of user {uid} did not finish: {e}"))?
 }
 
 /// `<data_dir>/storage/<d1>/<d2>/<uid>.db`: d1 = last two digits of the uid, d2 = the two

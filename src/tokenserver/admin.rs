@@ -121,8 +121,8 @@ async fn delete(db: &Db, settings: &Settings, who: &str) -> Result<String, Strin
         return Err(format!("no user {who}"));
     }
     // Storage first: if that fails the rows remain and the command can be repeated.
-    for uid in &uids {
-        delete_storage_files(&settings.data_dir, *uid)?;
+    for uid in uids.iter().filter_map(|u| u64::try_from(*u).ok()) {
+        crate::storage::delete_user_offline(settings, uid).await?;
     }
     sqlx::query("DELETE FROM users WHERE email = $1 AND service = $2")
         .bind(&email)
@@ -140,24 +140,6 @@ async fn delete(db: &Db, settings: &Settings, who: &str) -> Result<String, Strin
          user unless tokenserver.allow_new_users or allowed_fxa_uids forbid it\n",
         email.split('@').next().unwrap_or(&email)
     ))
-}
-
-/// Removes a user's storage files while no server runs (the CLI has no `Storage`).
-fn delete_storage_files(data_dir: &Path, uid: i64) -> Result<(), String> {
-    let Ok(uid) = u64::try_from(uid) else {
-        return Ok(());
-    };
-    let db_path = user_db_path(data_dir, uid);
-    for suffix in ["", "-wal", "-shm"] {
-        let mut path = db_path.clone().into_os_string();
-        path.push(suffix);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot delete {}: {e}", Path::new(&path).display())),
-        }
-    }
-    Ok(())
 }
 
 /// Bytes on disk (`.db` + `-wal`) and the last modification, in ms.
