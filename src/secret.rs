@@ -39,13 +39,26 @@ pub fn master_secret(settings: &Settings) -> Result<(Secret, SecretSource), Conf
             Ok((Secret::new(value), SecretSource::File(path)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&settings.data_dir).map_err(io_err)?;
+            create_private_dir(&settings.data_dir).map_err(io_err)?;
             let value = generate();
             write_private(&path, &value).map_err(io_err)?;
             Ok((Secret::new(value), SecretSource::Generated(path)))
         }
         Err(e) => Err(io_err(e)),
     }
+}
+
+/// Creates `dir` (and missing parents) readable by the owner only: it holds the secret and
+/// every user's data. An existing directory keeps the permissions its operator gave it.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// 32 random bytes as 64 lowercase hex characters.
@@ -94,6 +107,11 @@ mod tests {
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
+            let dir_mode = std::fs::metadata(&settings.data_dir)
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(dir_mode & 0o777, 0o700);
         }
     }
 

@@ -88,7 +88,7 @@ impl Server {
         clock: SharedClock,
         listener: TcpListener,
     ) -> Result<Server, StartError> {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
+        secret::create_private_dir(&settings.data_dir).map_err(|source| StartError::DataDir {
             path: settings.data_dir.display().to_string(),
             source,
         })?;
