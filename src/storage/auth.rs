@@ -70,7 +70,7 @@ pub fn authenticate(
     }
 
     let target = request_target(&origin.prefix, req);
-    if let Err(hawk::HawkError::BadMac { normalized }) = hawk::verify_mac(
+    match hawk::verify_mac(
         &hawk,
         token.key.as_bytes(),
         req.method().as_str(),
@@ -78,9 +78,14 @@ pub fn authenticate(
         &origin.host,
         origin.port,
     ) {
-        // The normalized string holds no secret; it shows what the server expected.
-        tracing::debug!(normalized = %normalized.escape_debug(), "Hawk MAC mismatch");
-        return Err(deny("bad MAC"));
+        Ok(()) => {}
+        Err(hawk::HawkError::BadMac { normalized }) => {
+            // The normalized string holds no secret; it shows what the server expected.
+            tracing::debug!(normalized = %normalized.escape_debug(), "Hawk MAC mismatch");
+            return Err(deny("bad MAC"));
+        }
+        // Any other failure must refuse too, never fall through to success.
+        Err(e) => return Err(deny(&e.to_string())),
     }
 
     let skew =
