@@ -143,6 +143,7 @@ impl Inner {
     ) -> Result<R, StorageError> {
         let slot = self.pool.slot(uid);
         let mut guard = lock(&slot);
+        let mut tracked = true;
         let db = match &mut *guard {
             Some(db) => db,
             empty => {
@@ -151,14 +152,16 @@ impl Inner {
                     self.state.settings.storage.sqlite_synchronous,
                     self.floor(uid),
                 )?;
+                // The slot may have been evicted while this request waited for the lock.
+                tracked = self.pool.track_opened(uid, &slot);
                 empty.insert(opened)
             }
         };
         let result = f(db);
-        if let Err(e) = &result
-            && e.is_disk_fault()
-        {
-            // Reopen on the next request rather than reuse a connection the disk failed.
+        let disk_fault = matches!(&result, Err(e) if e.is_disk_fault());
+        if disk_fault || !tracked {
+            // Reopen on the next request rather than reuse a connection the disk failed; an
+            // untracked connection closes here, under the lock, as nobody else would close it.
             *guard = None;
         }
         result

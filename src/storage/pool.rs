@@ -4,12 +4,22 @@
 //! Each user has one slot, `Arc<Mutex<Option<UserDb>>>`; the mutex is the user's lock and
 //! serializes all of that user's requests. The LRU holds at most `capacity` slots; an evicted
 //! slot that a request still holds stays reachable through the weak lock map, so a second
-//! request for the same user finds the same lock, and the connection closes when the last
-//! holder lets go.
+//! request for the same user finds the same lock.
+//!
+//! Evicted connections close on a dedicated closer thread, not on the request that caused
+//! the eviction: closing checkpoints the WAL (several fsyncs) and a cold request must not
+//! wait for another user's checkpoint. The closer closes a connection only while holding its
+//! user's lock, and skips it when the slot is back in the LRU: SQLite unlinks `-wal` *by
+//! path* on close, so a close outside the lock could race with `delete_user` and a new file
+//! at the same path and remove the new file's WAL.
+//!
+//! Invariant: a slot holding a connection is in the LRU or queued to the closer.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
 
 use lru::LruCache;
 
@@ -17,8 +27,13 @@ use super::db::UserDb;
 
 pub type Slot = Arc<Mutex<Option<UserDb>>>;
 
+/// Evicted slots waiting for the closer. Bounded so a disk slower than the eviction rate
+/// cannot pile up open files; when full, the evicting thread closes the slot itself.
+const CLOSE_QUEUE: usize = 64;
+
 pub struct Pool {
-    inner: Mutex<PoolInner>,
+    inner: Arc<Mutex<PoolInner>>,
+    closer: Mutex<Option<Closer>>,
 }
 
 struct PoolInner {
@@ -26,19 +41,35 @@ struct PoolInner {
     locks: HashMap<u64, Weak<Mutex<Option<UserDb>>>>,
 }
 
+/// The closer thread and the sending end of its queue.
+struct Closer {
+    queue: SyncSender<Job>,
+    thread: JoinHandle<()>,
+}
+
+enum Job {
+    Close(u64, Slot),
+    /// Answered once every job queued before it is done (tests wait on it instead of sleeping).
+    #[cfg(test)]
+    Flush(mpsc::Sender<()>),
+}
+
 impl Pool {
     pub fn new(capacity: usize) -> Pool {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+        let inner = Arc::new(Mutex::new(PoolInner {
+            lru: LruCache::new(capacity),
+            locks: HashMap::new(),
+        }));
+        let closer = start_closer(&inner);
         Pool {
-            inner: Mutex::new(PoolInner {
-                lru: LruCache::new(capacity),
-                locks: HashMap::new(),
-            }),
+            inner,
+            closer: Mutex::new(closer),
         }
     }
 
     /// The user's slot (its lock and, once opened, its connection), marked most recently used.
-    /// Call from a blocking thread: an evicted connection may close (checkpoint) here.
+    /// An evicted slot goes to the closer thread.
     pub fn slot(&self, uid: u64) -> Slot {
         let (slot, evicted) = {
             let mut inner = lock(&self.inner);
@@ -57,9 +88,45 @@ impl Pool {
             inner.prune_dead_locks();
             (slot, evicted)
         };
-        // Dropped outside the pool lock: closing a connection does I/O.
-        drop(evicted);
+        // `push` also returns the pushed entry when the key was already there; that is not
+        // an eviction (it cannot happen after the `get` above, but stay safe).
+        if let Some((old_uid, old)) = evicted
+            && !Arc::ptr_eq(&old, &slot)
+        {
+            self.retire(old_uid, old);
+        }
         slot
+    }
+
+    /// Called by a request that just opened a connection into `slot`, holding its lock. If
+    /// the slot was evicted while the request waited for the lock, nobody would close the new
+    /// connection: queue the slot to the closer. Returns false when that was not possible;
+    /// the caller must then close the connection itself before it lets go of the lock.
+    pub fn track_opened(&self, uid: u64, slot: &Slot) -> bool {
+        if lock(&self.inner).holds(uid, slot) {
+            return true;
+        }
+        // Never close here: the caller holds this slot's lock.
+        self.try_queue(Job::Close(uid, slot.clone())).is_none()
+    }
+
+    /// Hands a slot that left the LRU to the closer; closes it here when there is no closer
+    /// or its queue is full (the caller holds no user lock).
+    fn retire(&self, uid: u64, slot: Slot) {
+        if let Some(Job::Close(uid, slot)) = self.try_queue(Job::Close(uid, slot)) {
+            close_evicted(&self.inner, uid, &slot);
+        }
+    }
+
+    /// Queues a job without blocking; gives it back when there is no room or no closer.
+    fn try_queue(&self, job: Job) -> Option<Job> {
+        match &*lock(&self.closer) {
+            Some(closer) => match closer.queue.try_send(job) {
+                Ok(()) => None,
+                Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => Some(job),
+            },
+            None => Some(job),
+        }
     }
 
     /// The user's lock without touching the LRU order (for background work): the pooled
@@ -84,8 +151,28 @@ impl Pool {
         lock(&self.inner).lru.len()
     }
 
-    /// Drops every pooled slot; connections close as their last holders finish.
+    /// Waits until the closer has handled every slot queued so far.
+    #[cfg(test)]
+    pub fn flush(&self) {
+        let (done, wait) = mpsc::channel();
+        let queue = lock(&self.closer).as_ref().map(|c| c.queue.clone());
+        if let Some(queue) = queue
+            && queue.send(Job::Flush(done)).is_ok()
+        {
+            let _ = wait.recv();
+        }
+    }
+
+    /// Shutdown: lets the closer finish its queue and stops it, then closes every pooled
+    /// connection, each under its user's lock.
     pub fn clear(&self) {
+        if let Some(closer) = lock(&self.closer).take() {
+            // Dropping the sender ends the thread once the queue is empty.
+            drop(closer.queue);
+            if closer.thread.join().is_err() {
+                tracing::warn!("the database closer thread panicked");
+            }
+        }
         let drained: Vec<Slot> = {
             let mut inner = lock(&self.inner);
             let mut out = Vec::with_capacity(inner.lru.len());
@@ -108,6 +195,61 @@ impl PoolInner {
             self.locks.retain(|_, w| w.strong_count() > 0);
         }
     }
+
+    /// Whether the LRU holds exactly this slot for the user.
+    fn holds(&self, uid: u64, slot: &Slot) -> bool {
+        self.lru.peek(&uid).is_some_and(|s| Arc::ptr_eq(s, slot))
+    }
+}
+
+/// Starts the closer thread; without one (spawn failed), evicting threads close slots.
+fn start_closer(inner: &Arc<Mutex<PoolInner>>) -> Option<Closer> {
+    let (queue, jobs) = mpsc::sync_channel(CLOSE_QUEUE);
+    let pool = inner.clone();
+    let spawned = std::thread::Builder::new()
+        .name("db-closer".into())
+        .spawn(move || run_closer(&pool, jobs));
+    match spawned {
+        Ok(thread) => Some(Closer { queue, thread }),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the database closer thread");
+            None
+        }
+    }
+}
+
+fn run_closer(pool: &Mutex<PoolInner>, jobs: Receiver<Job>) {
+    for job in jobs {
+        match job {
+            Job::Close(uid, slot) => close_evicted(pool, uid, &slot),
+            #[cfg(test)]
+            Job::Flush(done) => {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// Closes an evicted slot's connection under the user's lock (waiting for a request that
+/// still uses it), unless the slot went back into the LRU meanwhile. Lock order: user lock,
+/// then pool lock; nothing takes them the other way round.
+fn close_evicted(pool: &Mutex<PoolInner>, uid: u64, slot: &Slot) {
+    let mut guard = lock(slot);
+    if lock(pool).holds(uid, slot) {
+        return;
+    }
+    // Drops the connection (checkpoint, unlink of -wal/-shm) while the lock is held.
+    guard.take();
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Ends the closer once its queue is empty; not joined here because a drop may run
+        // on an async worker. `clear` is the orderly shutdown that waits.
+        if let Some(closer) = lock(&self.closer).take() {
+            drop(closer.queue);
+        }
+    }
 }
 
 /// Locks a mutex, recovering from poisoning: a panicking request must not lock a user out
@@ -119,6 +261,16 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::SqliteSynchronous;
+
+    fn open(dir: &tempfile::TempDir, uid: u64) -> UserDb {
+        UserDb::open(
+            &dir.path().join(format!("{uid}.db")),
+            SqliteSynchronous::Full,
+            0,
+        )
+        .expect("open")
+    }
 
     #[test]
     fn evicted_slot_in_use_is_shared_not_duplicated() {
@@ -136,6 +288,76 @@ mod tests {
         let pool = Pool::new(1);
         let weak = Arc::downgrade(&pool.slot(1));
         pool.slot(2);
+        pool.flush();
         assert!(weak.upgrade().is_none());
+    }
+
+    #[test]
+    fn evicted_slot_in_use_is_not_closed_under_the_holder_but_later() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::new(1);
+        let slot = pool.slot(1);
+        let mut guard = lock(&slot);
+        *guard = Some(open(&dir, 1));
+        assert!(pool.track_opened(1, &slot));
+        pool.slot(2); // evicts user 1 while its request holds the lock
+        // The closer is now waiting for the lock; the holder's connection still works.
+        let db = guard.as_ref().expect("still open under the holder");
+        let one: i64 = db
+            .conn
+            .query_row("SELECT 1", [], |r| r.get(0))
+            .expect("usable");
+        assert_eq!(one, 1);
+        drop(guard);
+        pool.flush();
+        assert!(lock(&slot).is_none(), "closed once the holder let go");
+        assert!(!dir.path().join("1.db-wal").exists(), "closed cleanly");
+    }
+
+    #[test]
+    fn evicted_slot_back_in_the_lru_stays_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::new(1);
+        let slot = pool.slot(1);
+        let guard = {
+            let mut g = lock(&slot);
+            *g = Some(open(&dir, 1));
+            g
+        };
+        pool.slot(2); // evicts 1 ...
+        let again = pool.slot(1); // ... and a new request brings it back (evicting 2)
+        assert!(Arc::ptr_eq(&slot, &again));
+        drop(guard);
+        pool.flush();
+        assert!(lock(&slot).is_some(), "a pooled connection is not closed");
+    }
+
+    #[test]
+    fn connection_opened_after_eviction_is_closed_too() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::new(1);
+        let slot = pool.slot(1);
+        pool.slot(2); // evicted before the request got the lock
+        pool.flush(); // the closer found nothing to close
+        let mut guard = lock(&slot);
+        *guard = Some(open(&dir, 1));
+        assert!(pool.track_opened(1, &slot));
+        drop(guard);
+        pool.flush();
+        assert!(lock(&slot).is_none());
+    }
+
+    #[test]
+    fn clear_closes_queued_and_pooled_connections() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::new(1);
+        let first = pool.slot(1);
+        *lock(&first) = Some(open(&dir, 1));
+        let second = pool.slot(2);
+        *lock(&second) = Some(open(&dir, 2));
+        pool.clear();
+        assert!(lock(&first).is_none());
+        assert!(lock(&second).is_none());
+        assert_eq!(pool.len(), 0);
     }
 }
