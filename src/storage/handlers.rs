@@ -277,7 +277,7 @@ async fn info_collections(req: HttpRequest, storage: web::Data<Storage>) -> Answ
     authenticate(&req, &storage, uid, Expiry::Grace)?;
     let pre = Precondition::from_request(&req)?;
     let (rows, ts) = storage
-        .with_user(uid, move |db| ops::info_collections(db, pre))
+        .read_user(uid, move |db| ops::info_collections(db, pre))
         .await?;
     let mut body = String::with_capacity(16 + rows.len() * 32);
     body.push('{');
@@ -307,7 +307,7 @@ async fn info_aggregate(req: HttpRequest, storage: web::Data<Storage>, what: Agg
     let pre = Precondition::from_request(&req)?;
     let env = env(&storage);
     let (rows, ts) = storage
-        .with_user(uid, move |db| ops::info_aggregate(db, what, pre, &env))
+        .read_user(uid, move |db| ops::info_aggregate(db, what, pre, &env))
         .await?;
     let mut map = serde_json::Map::new();
     for (name, n) in &rows {
@@ -327,7 +327,7 @@ async fn info_quota(req: HttpRequest, storage: web::Data<Storage>) -> Answer {
     let pre = Precondition::from_request(&req)?;
     let env = env(&storage);
     let (used, ts) = storage
-        .with_user(uid, move |db| ops::info_quota(db, pre, &env))
+        .read_user(uid, move |db| ops::info_quota(db, pre, &env))
         .await?;
     let quota = match storage.settings().quota_bytes {
         0 => serde_json::Value::Null,
@@ -419,7 +419,7 @@ async fn get_collection(req: HttpRequest, storage: web::Data<Storage>) -> Answer
     let cap = storage.settings().max_total_records;
     let full = q.full;
     let listing = storage
-        .with_user(uid, move |db| {
+        .read_user(uid, move |db| {
             ops::get_collection(db, &name, &q, pre, &env, cap)
         })
         .await?;
@@ -619,7 +619,7 @@ async fn get_bso(req: HttpRequest, storage: web::Data<Storage>) -> Answer {
     let name = collection_of(&req);
     let env = env(&storage);
     let b = storage
-        .with_user(uid, move |db| ops::get_bso(db, &name, &id, pre, &env))
+        .read_user(uid, move |db| ops::get_bso(db, &name, &id, pre, &env))
         .await?;
     let mut body = String::with_capacity(b.payload.len() + 96);
     write_bso(&mut body, &b);

@@ -42,6 +42,13 @@ const MAX_DB_JOBS: usize = 16;
 /// Replay-cache capacity (DECISIONS.md): enough for any realistic request rate in the window.
 const NONCE_CAPACITY: usize = 1_000_000;
 
+/// Whether a request may create the user's file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
 /// Per-process storage state: the per-user database pool, locks and nonce cache.
 pub struct Storage {
     inner: Arc<Inner>,
@@ -100,20 +107,42 @@ impl Storage {
         let _ = tokio::task::spawn_blocking(move || inner.pool.clear()).await;
     }
 
-    /// Runs `f` on the user's database on the blocking pool, holding the user's lock.
+    /// Runs a write `f` on the user's database on the blocking pool, holding the user's
+    /// lock; creates the file when the user has none yet.
     async fn with_user<R, F>(&self, uid: u64, f: F) -> Result<R, StorageError>
     where
         R: Send + 'static,
         F: FnOnce(&mut UserDb) -> Result<R, StorageError> + Send + 'static,
     {
+        let inner = self.inner.clone();
+        self.blocking(move || inner.with_user_blocking(uid, f))
+            .await
+    }
+
+    /// Runs a read `f` like [`Storage::with_user`], but a user without a file gets `None`
+    /// (and still has none afterwards): reads must not create files.
+    async fn read_user<R, F>(&self, uid: u64, f: F) -> Result<R, StorageError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Option<&mut UserDb>) -> Result<R, StorageError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        self.blocking(move || inner.run_blocking(uid, Access::Read, f))
+            .await
+    }
+
+    /// Runs `job` on the blocking pool within the bound on concurrent SQLite jobs.
+    async fn blocking<R: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> Result<R, StorageError> + Send + 'static,
+    ) -> Result<R, StorageError> {
         let _permit = self
             .inner
             .jobs
             .acquire()
             .await
             .map_err(|e| StorageError::Internal(format!("storage is closed: {e}")))?;
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.with_user_blocking(uid, f))
+        tokio::task::spawn_blocking(job)
             .await
             .map_err(|e| StorageError::Internal(format!("storage task failed: {e}")))?
     }
@@ -141,14 +170,33 @@ impl Inner {
         uid: u64,
         f: impl FnOnce(&mut UserDb) -> Result<R, StorageError>,
     ) -> Result<R, StorageError> {
+        self.run_blocking(uid, Access::Write, |db| match db {
+            Some(db) => f(db),
+            // Writes always open (creating) the file; this arm cannot be reached.
+            None => Err(StorageError::Internal("no database for a write".into())),
+        })
+    }
+
+    /// The one path to a user's database: takes the user's lock, opens the file unless it
+    /// is pooled (a read of a user without a file gets `None` instead), runs `f`.
+    fn run_blocking<R>(
+        &self,
+        uid: u64,
+        access: Access,
+        f: impl FnOnce(Option<&mut UserDb>) -> Result<R, StorageError>,
+    ) -> Result<R, StorageError> {
         let slot = self.pool.slot(uid);
         let mut guard = lock(&slot);
+        let path = self.path(uid);
+        if guard.is_none() && access == Access::Read && !file_exists(&path)? {
+            return f(None);
+        }
         let mut tracked = true;
         let db = match &mut *guard {
             Some(db) => db,
             empty => {
                 let opened = UserDb::open(
-                    &self.path(uid),
+                    &path,
                     self.state.settings.storage.sqlite_synchronous,
                     self.floor(uid),
                 )?;
@@ -157,7 +205,7 @@ impl Inner {
                 empty.insert(opened)
             }
         };
-        let result = f(db);
+        let result = f(Some(db));
         let disk_fault = matches!(&result, Err(e) if e.is_disk_fault());
         if disk_fault || !tracked {
             // Reopen on the next request rather than reuse a connection the disk failed; an
@@ -189,6 +237,13 @@ impl Inner {
         drop(guard);
         Ok(())
     }
+}
+
+/// Whether the user's file exists; a disk that cannot tell (e.g. a file where a folder
+/// should be) is a disk fault (503), as opening the file would have been.
+fn file_exists(path: &Path) -> Result<bool, StorageError> {
+    path.try_exists()
+        .map_err(|e| StorageError::Unavailable(format!("cannot look for {}: {e}", path.display())))
 }
 
 /// Unlinks a user's `.db`, `-wal` and `-shm` (missing files are fine). Only the two delete

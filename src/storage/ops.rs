@@ -133,10 +133,19 @@ fn remaining(env: &Env, used: Option<i64>, items: &[BsoIn]) -> Option<i64> {
     used.map(|u| env.quota as i64 - u - added)
 }
 
+/// A user without a file reads as an empty one: every timestamp is 0.
+fn no_file<T>(pre: Precondition, empty: T) -> Result<T, StorageError> {
+    pre.check(0)?;
+    Ok(empty)
+}
+
 pub fn info_collections(
-    db: &mut UserDb,
+    db: Option<&mut UserDb>,
     pre: Precondition,
 ) -> Result<(Vec<(String, i64)>, i64), StorageError> {
+    let Some(db) = db else {
+        return no_file(pre, (Vec::new(), 0));
+    };
     let (tx, _) = db.begin(false)?;
     let ts = storage_modified(&tx)?;
     pre.check(ts)?;
@@ -155,11 +164,14 @@ pub enum Aggregate {
 }
 
 pub fn info_aggregate(
-    db: &mut UserDb,
+    db: Option<&mut UserDb>,
     what: Aggregate,
     pre: Precondition,
     env: &Env,
 ) -> Result<(Vec<(String, i64)>, i64), StorageError> {
+    let Some(db) = db else {
+        return no_file(pre, (Vec::new(), 0));
+    };
     let (tx, hw) = db.begin(false)?;
     let now = visible_now(env, *hw);
     let ts = storage_modified(&tx)?;
@@ -183,10 +195,13 @@ pub fn info_aggregate(
 
 /// `info/quota`: bytes used and the storage last-modified.
 pub fn info_quota(
-    db: &mut UserDb,
+    db: Option<&mut UserDb>,
     pre: Precondition,
     env: &Env,
 ) -> Result<(i64, i64), StorageError> {
+    let Some(db) = db else {
+        return no_file(pre, (0, 0));
+    };
     let (tx, hw) = db.begin(false)?;
     let now = visible_now(env, *hw);
     let ts = storage_modified(&tx)?;
@@ -196,22 +211,25 @@ pub fn info_quota(
 
 /// `GET /storage/{collection}` (§4.3). `cap` bounds a page when no `limit` was given.
 pub fn get_collection(
-    db: &mut UserDb,
+    db: Option<&mut UserDb>,
     name: &str,
     q: &CollectionQuery,
     pre: Precondition,
     env: &Env,
     cap: u64,
 ) -> Result<Listing, StorageError> {
+    let empty = || Listing {
+        items: Vec::new(),
+        last_modified: 0,
+        next_offset: None,
+    };
+    let Some(db) = db else {
+        return no_file(pre, empty());
+    };
     let (tx, hw) = db.begin(false)?;
     let now = visible_now(env, *hw);
     let Some((coll, last_modified)) = collection(&tx, name)? else {
-        pre.check(0)?;
-        return Ok(Listing {
-            items: Vec::new(),
-            last_modified: 0,
-            next_offset: None,
-        });
+        return no_file(pre, empty());
     };
     pre.check(last_modified)?;
     let page = q.limit.unwrap_or(cap).min(cap);
@@ -312,12 +330,16 @@ fn next_offset(q: &CollectionQuery, items: &[BsoOut], skip: u64) -> Offset {
 
 /// `GET /storage/{collection}/{id}`; preconditions compare the item's modified (0 if absent).
 pub fn get_bso(
-    db: &mut UserDb,
+    db: Option<&mut UserDb>,
     name: &str,
     id: &str,
     pre: Precondition,
     env: &Env,
 ) -> Result<BsoOut, StorageError> {
+    let Some(db) = db else {
+        pre.check(0)?;
+        return Err(StorageError::NotFound);
+    };
     let (tx, hw) = db.begin(false)?;
     let now = visible_now(env, *hw);
     let found = match collection(&tx, name)? {

@@ -11,6 +11,7 @@ mod storage_auth;
 mod storage_batch;
 mod storage_flows;
 mod storage_info;
+mod storage_perf;
 mod storage_read;
 mod storage_support;
 mod storage_write;
