@@ -276,21 +276,10 @@ async fn info_collections(req: HttpRequest, storage: web::Data<Storage>) -> Answ
     let uid = uid_of(&req)?;
     authenticate(&req, &storage, uid, Expiry::Grace)?;
     let pre = Precondition::from_request(&req)?;
-    let (rows, ts) = storage
-        .read_user(uid, move |db| ops::info_collections(db, pre))
-        .await?;
-    let mut body = String::with_capacity(16 + rows.len() * 32);
-    body.push('{');
-    for (i, (name, modified)) in rows.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        write_json_str(&mut body, name);
-        body.push(':');
-        write_ts(&mut body, *modified);
-    }
-    body.push('}');
-    Ok(with_records(json(StatusCode::OK, body, ts), rows.len()))
+    let info = storage.info_collections(uid).await?;
+    pre.check(info.modified)?;
+    let res = json(StatusCode::OK, info.body.clone(), info.modified);
+    Ok(with_records(res, info.records))
 }
 
 async fn info_counts(req: HttpRequest, storage: web::Data<Storage>) -> Answer {

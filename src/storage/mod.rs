@@ -12,6 +12,7 @@ mod bso;
 mod db;
 mod error;
 mod handlers;
+mod info_cache;
 mod ops;
 mod pool;
 mod purge;
@@ -32,6 +33,7 @@ pub use timestamp::{format_ts, parse_ts};
 
 use auth::NonceCache;
 use db::UserDb;
+use info_cache::{CollectionsInfo, InfoCache};
 use pool::{Pool, lock};
 
 /// SQLite page caches of all open files together stay under this (bytes).
@@ -58,6 +60,8 @@ struct Inner {
     state: web::Data<AppState>,
     pool: Pool,
     nonces: NonceCache,
+    /// Rendered `info/collections` answers of users whose data did not change since.
+    info: InfoCache,
     /// Bounds the blocking threads doing SQLite work at once.
     jobs: tokio::sync::Semaphore,
     /// Timestamp floors of users whose file was deleted during this process's life, so
@@ -76,6 +80,7 @@ impl Storage {
         let inner = Arc::new(Inner {
             pool: Pool::new(state.settings.storage.max_open_databases),
             nonces: NonceCache::new(NONCE_CAPACITY),
+            info: InfoCache::new(),
             jobs: tokio::sync::Semaphore::new(MAX_DB_JOBS),
             floors: Mutex::new(HashMap::new()),
             purge_task: Mutex::new(None),
@@ -129,6 +134,22 @@ impl Storage {
         let inner = self.inner.clone();
         self.blocking(move || inner.run_blocking(uid, Access::Read, f))
             .await
+    }
+
+    /// `info/collections`: from the cache when the user did not write since it was filled
+    /// (no blocking thread, no lock, no file), else read and cached under the user's lock.
+    async fn info_collections(&self, uid: u64) -> Result<Arc<CollectionsInfo>, StorageError> {
+        if let Some(hit) = self.inner.info.get(uid) {
+            return Ok(hit);
+        }
+        let inner = self.inner.clone();
+        self.read_user(uid, move |db| {
+            let (rows, modified) = ops::info_collections(db, query::Precondition::None)?;
+            let info = Arc::new(CollectionsInfo::render(&rows, modified));
+            inner.info.insert(uid, info.clone());
+            Ok(info)
+        })
+        .await
     }
 
     /// Runs `job` on the blocking pool within the bound on concurrent SQLite jobs.
@@ -187,6 +208,10 @@ impl Inner {
     ) -> Result<R, StorageError> {
         let slot = self.pool.slot(uid);
         let mut guard = lock(&slot);
+        if access == Access::Write {
+            // Every write path passes here: the cached answer goes before anything changes.
+            self.info.forget(uid);
+        }
         let path = self.path(uid);
         if guard.is_none() && access == Access::Read && !file_exists(&path)? {
             return f(None);
@@ -218,6 +243,7 @@ impl Inner {
     fn delete_user_blocking(&self, uid: u64) -> Result<(), String> {
         let slot = self.pool.slot(uid);
         let mut guard = lock(&slot);
+        self.info.forget(uid);
         let path = self.path(uid);
         let high_water = match guard.take() {
             Some(db) => db.high_water(),
