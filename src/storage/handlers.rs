@@ -526,23 +526,17 @@ async fn post_collection(
 
     let mut out = String::with_capacity(64 + valid.len() * 16);
     match (q.batch, q.commit) {
-        (None, _) | (Some(BatchParam::New), true) => {
+        // A plain POST, `batch=true&commit=true` (the same thing) or a batch commit.
+        (None, _) | (Some(_), true) => {
             let (w, valid) = storage
                 .with_user(uid, move |db| {
-                    ops::post_bsos(db, &name, &valid, pre, &env).map(|w| (w, valid))
-                })
-                .await?;
-            out.push_str("{\"modified\":");
-            write_ts(&mut out, w.t);
-            out.push(',');
-            write_outcome(&mut out, &valid, &failed);
-            Ok(written(StatusCode::OK, out, w))
-        }
-        (Some(BatchParam::Existing(batch)), true) => {
-            let (w, valid) = storage
-                .with_user(uid, move |db| {
-                    ops::batch_commit(db, &name, batch, &valid, pre, &env, limits)
-                        .map(|w| (w, valid))
+                    match q.batch {
+                        Some(BatchParam::Existing(batch)) => {
+                            ops::batch_commit(db, &name, batch, &valid, pre, &env, limits)
+                        }
+                        _ => ops::post_bsos(db, &name, &valid, pre, &env),
+                    }
+                    .map(|w| (w, valid))
                 })
                 .await?;
             out.push_str("{\"modified\":");
@@ -586,11 +580,11 @@ async fn delete_collection(req: HttpRequest, storage: web::Data<Storage>) -> Ans
         })
         .await?;
     if wrote {
-        let w = ops::Written {
-            t,
-            quota_remaining: None,
-        };
-        Ok(written(StatusCode::OK, modified_body(t), w))
+        Ok(written(
+            StatusCode::OK,
+            modified_body(t),
+            ops::Written::at(t),
+        ))
     } else {
         Ok(json(StatusCode::OK, modified_body(t), t))
     }
@@ -646,11 +640,11 @@ async fn delete_bso(req: HttpRequest, storage: web::Data<Storage>) -> Answer {
     let t = storage
         .with_user(uid, move |db| ops::delete_bso(db, &name, &id, pre, &env))
         .await?;
-    let w = ops::Written {
-        t,
-        quota_remaining: None,
-    };
-    Ok(written(StatusCode::OK, modified_body(t), w))
+    Ok(written(
+        StatusCode::OK,
+        modified_body(t),
+        ops::Written::at(t),
+    ))
 }
 
 // ---- whole-user deletes ----
@@ -663,11 +657,7 @@ async fn delete_storage(req: HttpRequest, storage: web::Data<Storage>) -> Answer
     let t = storage
         .with_user(uid, move |db| ops::delete_storage(db, pre, &env))
         .await?;
-    let w = ops::Written {
-        t,
-        quota_remaining: None,
-    };
-    Ok(written(StatusCode::OK, "{}".into(), w))
+    Ok(written(StatusCode::OK, "{}".into(), ops::Written::at(t)))
 }
 
 async fn delete_user(req: HttpRequest, storage: web::Data<Storage>) -> Answer {

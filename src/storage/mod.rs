@@ -144,7 +144,7 @@ impl Storage {
         }
         let inner = self.inner.clone();
         self.read_user(uid, move |db| {
-            let (rows, modified) = ops::info_collections(db, query::Precondition::None)?;
+            let (rows, modified) = ops::info_collections(db)?;
             let info = Arc::new(CollectionsInfo::render(&rows, modified));
             inner.info.insert(uid, info.clone());
             Ok(info)
