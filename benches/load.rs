@@ -466,6 +466,23 @@ async fn run(opts: Options) {
     incremental_phase(&opts, &client, &users, &server).await;
 }
 
+/// Runs one phase's client tasks to completion and reports it, with the server's CPU time
+/// and the wall time measured around exactly that work.
+async fn run_phase(
+    title: &str,
+    client: &Client,
+    server: &ServerProcess,
+    spawn: impl FnOnce() -> Vec<tokio::task::JoinHandle<()>>,
+) {
+    let cpu0 = server.cpu_time();
+    let started = Instant::now();
+    for t in spawn() {
+        let _ = t.await;
+    }
+    let wall = started.elapsed();
+    report(title, client, server, server.cpu_time() - cpu0, wall).await;
+}
+
 /// Phase 1: every user's first sync, `active` users at a time.
 async fn first_sync_phase(
     opts: &Options,
@@ -473,30 +490,22 @@ async fn first_sync_phase(
     users: &Arc<Vec<Arc<User>>>,
     server: &ServerProcess,
 ) {
-    let cpu0 = server.cpu_time();
-    let started = Instant::now();
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..opts.active {
-        let (client, users, next) = (client.clone(), users.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let Some(user) = users.get(i) else { break };
-                first_sync(&client, user).await;
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    report(
-        "first sync (PUT meta/global + crypto/keys, 2 x POST 100 records)",
-        client,
-        server,
-        server.cpu_time() - cpu0,
-        started.elapsed(),
-    )
+    let title = "first sync (PUT meta/global + crypto/keys, 2 x POST 100 records)";
+    run_phase(title, client, server, || {
+        let next = Arc::new(AtomicU64::new(0));
+        (0..opts.active)
+            .map(|_| {
+                let (client, users, next) = (client.clone(), users.clone(), next.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                        let Some(user) = users.get(i) else { break };
+                        first_sync(&client, user).await;
+                    }
+                })
+            })
+            .collect()
+    })
     .await;
 }
 
@@ -507,36 +516,28 @@ async fn incremental_phase(
     users: &Arc<Vec<Arc<User>>>,
     server: &ServerProcess,
 ) {
-    let cpu0 = server.cpu_time();
-    let started = Instant::now();
-    let sent = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for task in 0..opts.active {
-        let (client, users, sent) = (client.clone(), users.clone(), sent.clone());
-        let budget = opts.requests;
-        tasks.push(tokio::spawn(async move {
-            let mut x = task.wrapping_mul(2654435761).wrapping_add(12345);
-            let mut round = 0;
-            while sent.load(Ordering::Relaxed) < budget {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let user = &users[(x % users.len() as u64) as usize];
-                round += 1;
-                let n = incremental_sync(&client, user, round * 1000 + task).await;
-                sent.fetch_add(n, Ordering::Relaxed);
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    report(
-        "incremental syncs (info/collections, GET newer, POST 1-5 records)",
-        client,
-        server,
-        server.cpu_time() - cpu0,
-        started.elapsed(),
-    )
+    let title = "incremental syncs (info/collections, GET newer, POST 1-5 records)";
+    run_phase(title, client, server, || {
+        let sent = Arc::new(AtomicU64::new(0));
+        (0..opts.active)
+            .map(|task| {
+                let (client, users, sent) = (client.clone(), users.clone(), sent.clone());
+                let budget = opts.requests;
+                tokio::spawn(async move {
+                    let mut x = task.wrapping_mul(2654435761).wrapping_add(12345);
+                    let mut round = 0;
+                    while sent.load(Ordering::Relaxed) < budget {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let user = &users[(x % users.len() as u64) as usize];
+                        round += 1;
+                        let n = incremental_sync(&client, user, round * 1000 + task).await;
+                        sent.fetch_add(n, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect()
+    })
     .await;
 }
