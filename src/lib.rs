@@ -6,7 +6,8 @@
 //! server, request origin), `health` (heartbeat and landing page), `storage` (Sync 1.5),
 //! `tokenserver` (FxA OAuth → Hawk credentials).
 
-#![forbid(unsafe_code)]
+// One audited exception: `storage::db::configure_sqlite` (a start-time SQLite setting).
+#![deny(unsafe_code)]
 
 pub mod auth;
 pub mod clock;

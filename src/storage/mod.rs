@@ -36,8 +36,6 @@ use db::UserDb;
 use info_cache::{CollectionsInfo, InfoCache};
 use pool::{Pool, lock};
 
-/// SQLite page caches of all open files together stay under this (bytes).
-const SQLITE_HEAP_LIMIT: i64 = 24 * 1024 * 1024;
 /// Concurrent SQLite jobs: more only adds threads (and their memory), not throughput.
 const MAX_DB_JOBS: usize = 16;
 
@@ -76,7 +74,7 @@ impl Storage {
         let dir = state.settings.data_dir.join("storage");
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create storage directory {}: {e}", dir.display()))?;
-        db::limit_sqlite_heap(SQLITE_HEAP_LIMIT);
+        db::configure_sqlite();
         let inner = Arc::new(Inner {
             pool: Pool::new(state.settings.storage.max_open_databases),
             nonces: NonceCache::new(NONCE_CAPACITY),

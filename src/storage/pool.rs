@@ -9,9 +9,9 @@
 //! Evicted connections close on dedicated closer threads, not on the request that caused
 //! the eviction: closing checkpoints the WAL (several fsyncs) and a cold request must not
 //! wait for another user's checkpoint. The closer closes a connection only while holding its
-//! user's lock, and skips it when the slot is back in the LRU: SQLite unlinks `-wal` *by
-//! path* on close, so a close outside the lock could race with `delete_user` and a new file
-//! at the same path and remove the new file's WAL.
+//! user's lock, and skips it when the slot is back in the LRU: a connection holds its file
+//! locked (exclusive locking mode), so a close outside the lock could race with
+//! `delete_user` and a new connection to a new file at the same path.
 //!
 //! Invariant: a slot holding a connection is in the LRU or queued to the closer.
 
@@ -261,7 +261,7 @@ fn close_evicted(pool: &Mutex<PoolInner>, uid: u64, slot: &Slot) {
     if lock(pool).holds(uid, slot) {
         return;
     }
-    // Drops the connection (checkpoint, unlink of -wal/-shm) while the lock is held.
+    // Drops the connection (checkpoint, WAL truncated) while the lock is held.
     guard.take();
 }
 
@@ -334,7 +334,8 @@ mod tests {
         drop(guard);
         pool.flush();
         assert!(lock(&slot).is_none(), "closed once the holder let go");
-        assert!(!dir.path().join("1.db-wal").exists(), "closed cleanly");
+        let wal = std::fs::metadata(dir.path().join("1.db-wal")).expect("persistent WAL");
+        assert_eq!(wal.len(), 0, "checkpointed and truncated on close");
     }
 
     #[test]
