@@ -53,6 +53,22 @@ enum UsersCommand {
     },
 }
 
+/// glibc gives each thread that allocates its own arena (up to 8 per core), and each keeps
+/// the memory its thread freed. The server's threads (HTTP workers, the blocking pool,
+/// closers) then hold ~10 MiB more at peak than with two shared arenas, at no measured CPU
+/// cost (load bench, 10,000 users). Must run before any thread starts.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only changes allocator tuning; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {
@@ -81,6 +97,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(settings: Settings) -> ExitCode {
+    limit_malloc_arenas();
     if let Err(e) = syncserver::telemetry::init(&settings.log) {
         return fail(&e);
     }
