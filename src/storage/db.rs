@@ -14,8 +14,10 @@ use crate::config::SqliteSynchronous;
 /// Embedded schema migrations, applied in order; `user_version` = how many were applied.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/storage/0001_initial.sql")];
 
-/// Page cache per open file: 256 open files hold at most 16 MiB.
-const CACHE_SIZE_KIB: i64 = 64;
+/// Page cache per open file: 256 open files hold at most 8 MiB. A request touches a few
+/// pages; the rest come from the OS page cache (100 users: 123-138 µs per request with 32
+/// KiB against 126-129 with 64).
+const CACHE_SIZE_KIB: i64 = 32;
 /// Prepared statements kept per open file: enough for every request kind's statements.
 const STATEMENT_CACHE: usize = 24;
 /// How long to wait for another process (e.g. `syncserver purge`) holding the file.
