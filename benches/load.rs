@@ -15,7 +15,9 @@
 //!
 //! Run: `cargo bench --bench load -- --users 10000 --active 100 --requests 30000`
 //! Options: --users N (default 100), --active N (default min(users, 100)),
-//! --requests N (incremental phase, default 20000), --synchronous full|normal (default full).
+//! --requests N (incremental phase, default 20000), --synchronous full|normal (default full),
+//! --data-dir D (keep the data there) with --skip-first-sync (reuse it).
+//! `LOAD_BENCH_SERVER=path` benchmarks that server binary instead of this build's.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -77,7 +79,11 @@ impl ServerProcess {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("free port");
-        let child = Command::new(env!("CARGO_BIN_EXE_syncserver"))
+        // LOAD_BENCH_SERVER runs another build of the server (to compare two builds on
+        // the same data and machine).
+        let bin = std::env::var_os("LOAD_BENCH_SERVER")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_syncserver").into());
+        let child = Command::new(bin)
             .env_remove("RUST_LOG")
             .env("SYNCSERVER_DATA_DIR", data_dir)
             .env("SYNCSERVER_PORT", port.to_string())
