@@ -6,7 +6,8 @@
 //! server, request origin), `health` (heartbeat and landing page), `storage` (Sync 1.5),
 //! `tokenserver` (FxA OAuth → Hawk credentials).
 
-// One audited exception: `storage::db::configure_sqlite` (a start-time SQLite setting).
+// Audited exceptions: the two SQLite settings rusqlite has no safe API for, in
+// `storage::db` (`configure_sqlite`, `keep_wal_file`).
 #![deny(unsafe_code)]
 
 pub mod auth;

@@ -138,9 +138,10 @@ pub struct NonceCache {
     inner: Mutex<NonceInner>,
 }
 
-/// Forget times are rounded up to multiples of this (seconds): a key may be kept up to this
-/// much longer than needed, which only costs memory.
-const SLICE_SECS: i64 = 10;
+/// Forget times are rounded up to multiples of a slice (seconds): a key may be kept up to a
+/// slice longer than needed, which only costs memory. Slices are at least this long, and at
+/// least a sixth of the window, so a lookup checks about a dozen sets whatever the skew.
+const MIN_SLICE_SECS: i64 = 10;
 
 #[derive(Default)]
 struct NonceInner {
@@ -149,7 +150,7 @@ struct NonceInner {
     len: usize,
 }
 
-/// Keys whose forget time falls in `(until - SLICE_SECS, until]`.
+/// Keys whose forget time falls in the slice that ends at `until`.
 struct Slice {
     until: i64,
     keys: HashSet<u64>,
@@ -177,7 +178,7 @@ impl NonceCache {
         while inner.len >= self.capacity {
             inner.pop_oldest();
         }
-        inner.insert(key, forget_at);
+        inner.insert(key, forget_at, (window_secs / 6).max(MIN_SLICE_SECS));
         true
     }
 }
@@ -196,11 +197,11 @@ impl NonceInner {
         }
     }
 
-    fn insert(&mut self, key: u64, forget_at: i64) {
+    fn insert(&mut self, key: u64, forget_at: i64, slice_secs: i64) {
         let until = forget_at
-            .div_euclid(SLICE_SECS)
-            .saturating_add(i64::from(forget_at.rem_euclid(SLICE_SECS) != 0))
-            .saturating_mul(SLICE_SECS);
+            .div_euclid(slice_secs)
+            .saturating_add(i64::from(forget_at.rem_euclid(slice_secs) != 0))
+            .saturating_mul(slice_secs);
         // Client timestamps vary within the skew window, so there are only a handful of
         // slices; the one for `until` is usually the last.
         let at = self.slices.partition_point(|s| s.until < until);
