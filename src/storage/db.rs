@@ -43,11 +43,6 @@ impl UserDb {
         floor: i64,
         busy: Duration,
     ) -> Result<UserDb, StorageError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
-        }
         let conn = open_connection(path, sync, busy)?;
         migrate(&conn)?;
         let stored: i64 =
@@ -139,7 +134,15 @@ fn open_connection(
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)?;
+    // The user's folder usually exists; create it only when SQLite cannot open the file,
+    // rather than a mkdir and a stat on every open.
+    let conn = match Connection::open_with_flags(path, flags) {
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
+            create_parent(path)?;
+            Connection::open_with_flags(path, flags)?
+        }
+        opened => opened?,
+    };
     keep_wal_file(&conn);
     conn.busy_timeout(busy)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -161,6 +164,16 @@ fn open_connection(
          PRAGMA foreign_keys = OFF;"
     ))?;
     Ok(conn)
+}
+
+/// Creates the folders above a user's file.
+fn create_parent(path: &Path) -> Result<(), StorageError> {
+    match path.parent() {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| {
+            StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Persistent WAL: closing checkpoints the WAL and truncates it instead of unlinking it,

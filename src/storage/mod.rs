@@ -212,14 +212,14 @@ impl Inner {
             // Every write path passes here: the cached answer goes before anything changes.
             self.info.forget(uid);
         }
-        let path = self.path(uid);
-        if guard.is_none() && access == Access::Read && !file_exists(&path)? {
-            return f(None);
-        }
         let mut tracked = true;
         let db = match &mut *guard {
             Some(db) => db,
             empty => {
+                let path = self.path(uid);
+                if access == Access::Read && !file_exists(&path)? {
+                    return f(None);
+                }
                 let opened = UserDb::open(
                     &path,
                     self.state.settings.storage.sqlite_synchronous,
