@@ -156,8 +156,8 @@ fn purge_folder(inner: &Inner, d1: u64) -> Purged {
     for (uid, path) in users_in(&inner.state.settings.data_dir.join("storage"), d1) {
         let slot = inner.pool.lock_only(uid);
         let guard = lock(&slot);
-        // Purging changes no timestamp, but every change of a user's data drops the cache.
-        inner.info.forget(uid);
+        // The cached info/collections answer stays valid: purging removes expired records
+        // and stale batches, never a collection or a timestamp.
         let now = inner.state.clock.now_ms();
         let ttl_ms = settings.max_batch_ttl as i64 * 1000;
         let result = match &*guard {
