@@ -9,9 +9,9 @@
 //! Evicted connections close on dedicated closer threads, not on the request that caused
 //! the eviction: closing checkpoints the WAL (several fsyncs) and a cold request must not
 //! wait for another user's checkpoint. The closer closes a connection only while holding its
-//! user's lock, and skips it when the slot is back in the LRU: a connection holds its file
-//! locked (exclusive locking mode), so a close outside the lock could race with
-//! `delete_user` and a new connection to a new file at the same path.
+//! user's lock, and skips it when the slot is back in the LRU: a connection keeps its file
+//! locked until it closes (exclusive locking mode), so a request reopening the file while
+//! an old connection still closed outside the lock would wait on that lock.
 //!
 //! Invariant: a slot holding a connection is in the LRU or queued to the closer.
 
