@@ -129,31 +129,17 @@ fn request_target(prefix: &str, req: &HttpRequest) -> String {
 }
 
 /// Remembers `(token id, ts, nonce)` for the skew window so a captured request cannot be
-/// replayed. Keys are keyed 64-bit hashes, grouped in sets by the time slice in which they
-/// may be forgotten: expiry drops whole sets, so memory is ~10 bytes per remembered request
-/// (a busy server remembers a minute of requests). Bounded; the oldest slice goes first.
+/// replayed. Keys are keyed 64-bit hashes (memory stays small); bounded, oldest evicted first.
 pub struct NonceCache {
     hasher: RandomState,
     capacity: usize,
     inner: Mutex<NonceInner>,
 }
 
-/// Forget times are rounded up to multiples of a slice (seconds): a key may be kept up to a
-/// slice longer than needed, which only costs memory. Slices are at least this long, and at
-/// least a sixth of the window, so a lookup checks about a dozen sets whatever the skew.
-const MIN_SLICE_SECS: i64 = 10;
-
-#[derive(Default)]
 struct NonceInner {
-    /// Ordered by `until`, oldest first.
-    slices: VecDeque<Slice>,
-    len: usize,
-}
-
-/// Keys whose forget time falls in the slice that ends at `until`.
-struct Slice {
-    until: i64,
-    keys: HashSet<u64>,
+    seen: HashSet<u64>,
+    /// (key, forget after this unix second), in insertion order.
+    order: VecDeque<(u64, i64)>,
 }
 
 impl NonceCache {
@@ -161,64 +147,32 @@ impl NonceCache {
         NonceCache {
             hasher: RandomState::new(),
             capacity: capacity.max(1),
-            inner: Mutex::new(NonceInner::default()),
+            inner: Mutex::new(NonceInner {
+                seen: HashSet::new(),
+                order: VecDeque::new(),
+            }),
         }
     }
 
     /// True the first time a nonce is seen within the window; records it.
     pub fn first_use(&self, hawk: &HawkHeader, now_secs: i64, window_secs: i64) -> bool {
         let key = self.hasher.hash_one((&hawk.id, hawk.ts, &hawk.nonce));
-        // A ts stays acceptable until now = ts + window; remember the nonce that long.
-        let forget_at = hawk.ts.saturating_add(window_secs).saturating_add(1);
         let mut inner = lock(&self.inner);
-        inner.expire(now_secs);
-        if inner.slices.iter().any(|s| s.keys.contains(&key)) {
+        while let Some(&(old, forget_at)) = inner.order.front() {
+            if forget_at > now_secs && inner.order.len() < self.capacity {
+                break;
+            }
+            inner.order.pop_front();
+            inner.seen.remove(&old);
+        }
+        if !inner.seen.insert(key) {
             return false;
         }
-        while inner.len >= self.capacity {
-            inner.pop_oldest();
-        }
-        inner.insert(key, forget_at, (window_secs / 6).max(MIN_SLICE_SECS));
+        // A ts stays acceptable until now = ts + window; remember the nonce that long.
+        inner
+            .order
+            .push_back((key, hawk.ts.saturating_add(window_secs).saturating_add(1)));
         true
-    }
-}
-
-impl NonceInner {
-    /// Drops the slices whose every key's forget time has passed.
-    fn expire(&mut self, now_secs: i64) {
-        while self.slices.front().is_some_and(|s| s.until <= now_secs) {
-            self.pop_oldest();
-        }
-    }
-
-    fn pop_oldest(&mut self) {
-        if let Some(slice) = self.slices.pop_front() {
-            self.len -= slice.keys.len();
-        }
-    }
-
-    fn insert(&mut self, key: u64, forget_at: i64, slice_secs: i64) {
-        let until = forget_at
-            .div_euclid(slice_secs)
-            .saturating_add(i64::from(forget_at.rem_euclid(slice_secs) != 0))
-            .saturating_mul(slice_secs);
-        // Client timestamps vary within the skew window, so there are only a handful of
-        // slices; the one for `until` is usually the last.
-        let at = self.slices.partition_point(|s| s.until < until);
-        if self.slices.get(at).is_none_or(|s| s.until != until) {
-            self.slices.insert(
-                at,
-                Slice {
-                    until,
-                    keys: HashSet::new(),
-                },
-            );
-        }
-        if let Some(slice) = self.slices.get_mut(at)
-            && slice.keys.insert(key)
-        {
-            self.len += 1;
-        }
     }
 }
 
@@ -248,29 +202,12 @@ mod tests {
     }
 
     #[test]
-    fn full_cache_evicts_the_oldest_slice() {
+    fn full_cache_evicts_oldest() {
         let cache = NonceCache::new(2);
         assert!(cache.first_use(&header("a", 100), 100, 60));
-        assert!(cache.first_use(&header("b", 130), 100, 60));
-        assert!(cache.first_use(&header("c", 130), 100, 60)); // full: a's slice goes
-        assert_eq!(lock(&cache.inner).len, 2);
-        assert!(!cache.first_use(&header("c", 130), 100, 60));
-        assert!(!cache.first_use(&header("b", 130), 100, 60));
-        assert!(
-            cache.first_use(&header("a", 100), 100, 60),
-            "a was forgotten"
-        );
-    }
-
-    #[test]
-    fn nonce_is_kept_until_its_timestamp_leaves_the_window() {
-        let cache = NonceCache::new(100);
-        // ts 105 is acceptable until now = 165; the slice rounding may keep it longer.
-        assert!(cache.first_use(&header("a", 105), 100, 60));
-        for now in [120, 150, 165] {
-            assert!(!cache.first_use(&header("a", 105), now, 60), "now = {now}");
-        }
-        assert!(cache.first_use(&header("a", 105), 200, 60));
-        assert_eq!(lock(&cache.inner).len, 1, "expired slices were dropped");
+        assert!(cache.first_use(&header("b", 100), 100, 60));
+        assert!(cache.first_use(&header("c", 100), 100, 60));
+        assert_eq!(lock(&cache.inner).seen.len(), 2);
+        assert!(!cache.first_use(&header("c", 100), 100, 60));
     }
 }
