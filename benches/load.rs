@@ -7,7 +7,8 @@
 //!    `POST ?batch=true&commit=true` uploads of 100 records (bookmarks, history);
 //! 2. incremental syncs from `--active` concurrent clients, each repeatedly picking a random
 //!    user and doing what Firefox does on a routine sync: GET info/collections, GET
-//!    history?newer=…&full=1, and a small POST of 1–5 records.
+//!    history?newer=…&full=1 (newer = what that user's client last synced), and a small
+//!    POST of 1–5 records.
 //!
 //! It prints requests/s, p50/p99 latency per request kind, the server's CPU time per request
 //! (from /proc/<pid>/stat; the load generator shares the machine, so server CPU per request is
@@ -138,6 +139,10 @@ impl Drop for ServerProcess {
 struct User {
     uid: u64,
     token: IssuedToken,
+    /// The history timestamp this user's client has synced up to (Firefox's lastSync for
+    /// the engine), sent as `newer`. Empty until known: this process has not synced the
+    /// user yet (a reused `--data-dir`), so the first incremental sync takes it from
+    /// info/collections, as a client that already holds everything on the server would.
     last_history: Mutex<String>,
 }
 
@@ -277,7 +282,7 @@ async fn first_sync(client: &Client, user: &User) {
     for collection in ["bookmarks", "history"] {
         let body = records(100, &collection[..4], user.uid * 1000, 400);
         let path = format!("/storage/{collection}?batch=true&commit=true");
-        client
+        let res = client
             .send(
                 "post_batch_100",
                 user,
@@ -287,12 +292,34 @@ async fn first_sync(client: &Client, user: &User) {
                 &unmodified,
             )
             .await;
+        if collection == "history" {
+            remember_history(user, res.as_ref()).await;
+        }
     }
+}
+
+/// After an upload, the client has synced history up to the upload's X-Last-Modified.
+async fn remember_history(user: &User, res: Option<&reqwest::Response>) {
+    if let Some(modified) = res
+        .and_then(|r| r.headers().get("X-Last-Modified"))
+        .and_then(|v| v.to_str().ok())
+    {
+        *user.last_history.lock().await = modified.to_string();
+    }
+}
+
+/// The history timestamp in an info/collections body ("0" when the user has none).
+fn history_in_info(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("history").map(ToString::to_string))
+        .unwrap_or_else(|| "0".into())
 }
 
 async fn incremental_sync(client: &Client, user: &User, round: u64) -> u64 {
     use reqwest::Method;
     let mut sent = 0;
+    let mut info = Vec::new();
     if let Some(res) = client
         .send(
             "info_collections",
@@ -304,10 +331,16 @@ async fn incremental_sync(client: &Client, user: &User, round: u64) -> u64 {
         )
         .await
     {
-        let _ = res.bytes().await;
+        info = res.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
     }
     sent += 1;
-    let newer = user.last_history.lock().await.clone();
+    let newer = {
+        let mut last = user.last_history.lock().await;
+        if last.is_empty() {
+            *last = history_in_info(&info);
+        }
+        last.clone()
+    };
     let path = format!("/storage/history?newer={newer}&full=1&limit=1000");
     if let Some(res) = client
         .send("get_newer", user, Method::GET, &path, None, &[])
@@ -318,7 +351,7 @@ async fn incremental_sync(client: &Client, user: &User, round: u64) -> u64 {
     sent += 1;
     let count = 1 + (round % 5) as usize;
     let body = records(count, &format!("h{:03}", round % 1000), round, 300);
-    if let Some(res) = client
+    let res = client
         .send(
             "post_small",
             user,
@@ -327,14 +360,8 @@ async fn incremental_sync(client: &Client, user: &User, round: u64) -> u64 {
             Some(body),
             &[],
         )
-        .await
-        && let Some(modified) = res
-            .headers()
-            .get("X-Last-Modified")
-            .and_then(|v| v.to_str().ok())
-    {
-        *user.last_history.lock().await = modified.to_string();
-    }
+        .await;
+    remember_history(user, res.as_ref()).await;
     sent + 1
 }
 
@@ -426,7 +453,7 @@ fn make_users(n: u64, port: u16) -> Vec<Arc<User>> {
             Arc::new(User {
                 uid,
                 token: make_token(&secret, &payload),
-                last_history: Mutex::new("0".into()),
+                last_history: Mutex::new(String::new()),
             })
         })
         .collect()
