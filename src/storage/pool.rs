@@ -7,8 +7,8 @@
 //! request for the same user finds the same lock.
 //!
 //! Evicted connections close on dedicated closer threads, not on the request that caused
-//! the eviction: closing checkpoints the WAL (several fsyncs) and a cold request must not
-//! wait for another user's checkpoint. The closer closes a connection only while holding its
+//! the eviction: a close may checkpoint the WAL (several fsyncs; see `Drop for UserDb`) and
+//! a cold request must not wait for another user's checkpoint. The closer closes a connection only while holding its
 //! user's lock, and skips it when the slot is back in the LRU: a connection keeps its file
 //! locked until it closes (exclusive locking mode), so a request reopening the file while
 //! an old connection still closed outside the lock would wait on that lock.
@@ -192,8 +192,11 @@ impl Pool {
             out
         };
         for slot in drained {
-            // Close the connection now rather than whenever the Arc goes.
-            lock(&slot).take();
+            // Close the connection now rather than whenever the Arc goes; the most recently
+            // active users' files are left self-contained (WAL folded in) after a shutdown.
+            if let Some(mut db) = lock(&slot).take() {
+                db.fold_wal_on_close();
+            }
         }
     }
 }
@@ -261,7 +264,7 @@ fn close_evicted(pool: &Mutex<PoolInner>, uid: u64, slot: &Slot) {
     if lock(pool).holds(uid, slot) {
         return;
     }
-    // Drops the connection (checkpoint, WAL truncated) while the lock is held.
+    // Drops the connection (and any checkpoint) while the lock is held.
     guard.take();
 }
 
@@ -334,8 +337,6 @@ mod tests {
         drop(guard);
         pool.flush();
         assert!(lock(&slot).is_none(), "closed once the holder let go");
-        let wal = std::fs::metadata(dir.path().join("1.db-wal")).expect("persistent WAL");
-        assert_eq!(wal.len(), 0, "checkpointed and truncated on close");
     }
 
     #[test]
@@ -383,5 +384,8 @@ mod tests {
         assert!(lock(&first).is_none());
         assert!(lock(&second).is_none());
         assert_eq!(pool.len(), 0);
+        // User 2 was still pooled: its WAL (the schema's pages) was folded in.
+        let wal = std::fs::metadata(dir.path().join("2.db-wal")).expect("persistent WAL");
+        assert_eq!(wal.len(), 0, "folded at shutdown");
     }
 }

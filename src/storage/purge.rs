@@ -168,8 +168,10 @@ fn purge_folder(inner: &Inner, d1: u64) -> Purged {
                 settings.vacuum_threshold_kb,
                 MAX_ROWS_PER_VISIT,
             ),
+            // An idle user's file: fold its WAL in as the visit closes it.
             None if path.exists() => {
-                UserDb::open(&path, settings.sqlite_synchronous, 0).and_then(|db| {
+                UserDb::open(&path, settings.sqlite_synchronous, 0).and_then(|mut db| {
+                    db.fold_wal_on_close();
                     purge_db(
                         &db.conn,
                         now,
@@ -200,7 +202,8 @@ pub fn purge_all_blocking(settings: &Settings) -> Result<String, String> {
     for d1 in 0..TOP_FOLDERS {
         for (uid, path) in users_in(&storage_dir, d1) {
             let opened = UserDb::open_with_timeout(&path, s.sqlite_synchronous, 0, CLI_BUSY);
-            let result = opened.and_then(|db| {
+            let result = opened.and_then(|mut db| {
+                db.fold_wal_on_close();
                 purge_db(
                     &db.conn,
                     now,
@@ -259,11 +262,9 @@ mod tests {
         }
     }
 
-    /// The background visit purges both a user whose connection is pooled and one whose
-    /// file is only on disk, without putting the latter into the pool.
-    #[test]
-    fn background_visit_purges_open_and_closed_users() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    fn storage_with_one_open_file(
+        dir: &tempfile::TempDir,
+    ) -> (web::Data<Storage>, Arc<ManualClock>, Env) {
         let clock = Arc::new(ManualClock::new(1_700_000_000_000));
         let mut settings = Settings {
             data_dir: dir.path().to_path_buf(),
@@ -276,12 +277,54 @@ mod tests {
             clock: clock.clone(),
             tokens: TokenSecret::new("secret"),
         });
-        let storage = Storage::open(state).expect("open");
-        let inner = &storage.inner;
         let env = Env {
             now: clock.now_ms(),
             quota: 0,
         };
+        (Storage::open(state).expect("open"), clock, env)
+    }
+
+    /// A closed file keeps a small WAL; the purge's visit folds it into the database.
+    #[test]
+    fn background_visit_folds_an_idle_users_wal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (storage, _clock, env) = storage_with_one_open_file(&dir);
+        let inner = &storage.inner;
+        let write = |uid: u64, id: &str| {
+            inner
+                .with_user_blocking(uid, |db| {
+                    ops::post_bsos(db, "xxx_col1", &[item(id, None)], Precondition::None, &env)
+                })
+                .expect("write");
+        };
+        // A new file's first session (the schema) is large and folded in when it closes;
+        // user 5's second, small one stays in the WAL when 105 evicts it.
+        for (uid, id) in [(5, "a"), (105, "a"), (5, "b"), (105, "b")] {
+            write(uid, id);
+        }
+        inner.pool.flush();
+        let wal = dir.path().join("storage/05/00/5.db-wal");
+        let wal_len = || std::fs::metadata(&wal).expect("persistent WAL").len();
+        assert!(wal_len() > 0, "closed without a checkpoint");
+        assert_eq!(purge_folder(inner, 5).users, 2);
+        assert_eq!(wal_len(), 0, "folded in");
+        let rows: i64 = inner
+            .with_user_blocking(5, |db| {
+                Ok(db
+                    .conn
+                    .query_row("SELECT count(*) FROM bso", [], |r| r.get(0))?)
+            })
+            .expect("read");
+        assert_eq!(rows, 2, "nothing lost");
+    }
+
+    /// The background visit purges both a user whose connection is pooled and one whose
+    /// file is only on disk, without putting the latter into the pool.
+    #[test]
+    fn background_visit_purges_open_and_closed_users() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (storage, clock, env) = storage_with_one_open_file(&dir);
+        let inner = &storage.inner;
         // uids 5 and 105 share the top folder 05; writing 105 evicts 5 from the pool of one.
         for uid in [5, 105] {
             inner
