@@ -94,18 +94,7 @@ impl TestServer {
     }
 
     pub fn token_with(&self, uid: u64, node: &str, expires: i64) -> IssuedToken {
-        let payload = TokenPayload {
-            node: node.to_string(),
-            fxa_kid: "0000000001234-qqo".into(),
-            fxa_uid: "319b98f9961ff1dbdd07313cd6ba925a".into(),
-            hashed_device_id: "3a41cccbdd666ebc4199f1f9d1249d44".into(),
-            hashed_fxa_uid: "4d00ecae64b98dd7dc7dea68d0dd615d".into(),
-            expires,
-            uid,
-            tokenserver_origin: Some("rust".into()),
-            salt: new_salt(),
-        };
-        make_token(&self.secret, &payload)
+        mint_token(&self.secret, uid, node, expires)
     }
 
     /// A Hawk `Authorization` value for a request to this server, as Firefox makes it.
@@ -160,6 +149,22 @@ impl Drop for TestServer {
             rt.spawn(async move { handle.stop(false).await });
         }
     }
+}
+
+/// A storage token for `uid` on `node`, as the tokenserver mints them.
+pub fn mint_token(secret: &TokenSecret, uid: u64, node: &str, expires: i64) -> IssuedToken {
+    let payload = TokenPayload {
+        node: node.to_string(),
+        fxa_kid: "0000000001234-qqo".into(),
+        fxa_uid: "319b98f9961ff1dbdd07313cd6ba925a".into(),
+        hashed_device_id: "3a41cccbdd666ebc4199f1f9d1249d44".into(),
+        hashed_fxa_uid: "4d00ecae64b98dd7dc7dea68d0dd615d".into(),
+        expires,
+        uid,
+        tokenserver_origin: Some("rust".into()),
+        salt: new_salt(),
+    };
+    make_token(secret, &payload)
 }
 
 /// Path of the built `syncserver` binary.
@@ -225,6 +230,38 @@ impl BinaryServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// A Hawk-signed storage request of `uid` (real clock), for a binary started with
+    /// `SYNCSERVER_SECRET` = [`TEST_SECRET`].
+    pub fn signed(&self, uid: u64, method: &str, path: &str) -> reqwest::RequestBuilder {
+        let now = syncserver::clock::SystemClock.now_secs();
+        let token = mint_token(
+            &TokenSecret::new(TEST_SECRET),
+            uid,
+            &self.url(""),
+            now + 3600,
+        );
+        let target = format!("/1.5/{uid}{path}");
+        let req = RequestTarget {
+            method,
+            target: &target,
+            host: "127.0.0.1",
+            port: self.port,
+        };
+        let auth = hawk::sign_request(
+            &token.id,
+            token.key.as_bytes(),
+            &req,
+            now,
+            &hawk::random_nonce(),
+            None,
+            None,
+        );
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        reqwest::Client::new()
+            .request(method, self.url(&target))
+            .header("Authorization", auth)
     }
 
     /// Sends SIGTERM and waits for the exit status.

@@ -1,10 +1,11 @@
 //! Whole flows: Firefox's first sync, racing clients, many users through a small LRU, the
-//! clock standing still or stepping back, deleting a user, purge, quota.
+//! clock standing still or stepping back, deleting a user, purge, quota, and a `kill -9` of
+//! the real binary.
 
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::TestServer;
+use crate::common::{BinaryServer, TEST_SECRET, TestServer};
 use crate::storage_support::{Client, records, send, ts_str};
 
 /// The request sequence of PROTOCOL.md §9, with text/plain bodies as Firefox sends them.
@@ -430,4 +431,71 @@ async fn cors_preflight_on_heartbeat() {
         .and_then(|v| v.parse().ok())
         .expect("max-age");
     assert!(max_age > 0);
+}
+
+/// `kill -9` of the real binary: after a restart every acknowledged write is there, from
+/// files the killed process held open and from files it had closed with their latest
+/// writes still in the WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("SYNCSERVER_SECRET", TEST_SECRET),
+        ("SYNCSERVER_STORAGE__MAX_OPEN_DATABASES", "2"),
+    ];
+    let mut srv = BinaryServer::start(dir.path(), &env, "first.log").await;
+    // Two visits per user through a pool of two files: each visit evicts older users.
+    for round in ["a", "b"] {
+        for uid in 1..=6u64 {
+            let body = records(round, 3, &format!("{round}-of-{uid}"));
+            let res = srv
+                .signed(uid, "POST", "/storage/history")
+                .json(&body)
+                .send()
+                .await
+                .expect("answered");
+            assert_eq!(
+                res.status(),
+                200,
+                "{}",
+                res.text().await.unwrap_or_default()
+            );
+        }
+    }
+    srv.child.kill().expect("SIGKILL");
+    srv.child.wait().expect("killed");
+    let wal_bytes: u64 = (1..=6)
+        .filter_map(|uid| {
+            std::fs::metadata(
+                dir.path()
+                    .join(format!("data/storage/0{uid}/00/{uid}.db-wal")),
+            )
+            .ok()
+        })
+        .map(|m| m.len())
+        .sum();
+    assert!(wal_bytes > 0, "writes left in WALs, to be recovered");
+
+    let srv = BinaryServer::start(dir.path(), &env, "second.log").await;
+    for uid in 1..=6u64 {
+        let res = srv
+            .signed(uid, "GET", "/storage/history?full=1")
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(res.status(), 200);
+        let items: Vec<serde_json::Value> = res.json().await.expect("json");
+        let mut got: Vec<(String, String)> = items
+            .iter()
+            .map(|r| (r["id"].to_string(), r["payload"].to_string()))
+            .collect();
+        got.sort();
+        let want: Vec<(String, String)> = ["a", "b"]
+            .iter()
+            .flat_map(|round| {
+                (0..3).map(move |i| (format!("\"{round}{i}\""), format!("\"{round}-of-{uid}\"")))
+            })
+            .collect();
+        assert_eq!(got, want, "user {uid}");
+    }
 }
