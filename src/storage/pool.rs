@@ -8,10 +8,11 @@
 //!
 //! Evicted connections close on dedicated closer threads, not on the request that caused
 //! the eviction: a close may checkpoint the WAL (several fsyncs; see `Drop for UserDb`) and
-//! a cold request must not wait for another user's checkpoint. The closer closes a connection only while holding its
-//! user's lock, and skips it when the slot is back in the LRU: a connection keeps its file
-//! locked until it closes (exclusive locking mode), so a request reopening the file while
-//! an old connection still closed outside the lock would wait on that lock.
+//! a cold request must not wait for another user's checkpoint. The closer closes a
+//! connection only while holding its user's lock, and skips it when the slot is back in the
+//! LRU: a connection keeps its file locked until it closes (exclusive locking mode), so a
+//! request reopening the file while an old connection still closed outside the lock would
+//! wait on that lock.
 //!
 //! Invariant: a slot holding a connection is in the LRU or queued to the closer.
 
