@@ -131,8 +131,9 @@ fn request_target(prefix: &str, req: &HttpRequest) -> String {
 /// Remembers `(token id, ts, nonce)` for the skew window so a captured request cannot be
 /// replayed. Keys are keyed 64-bit hashes, grouped by when they may be forgotten into
 /// generations of `GENERATION_SECS`; a generation whose time has passed is dropped whole,
-/// which returns its memory (one set that never shrinks held ~15 MiB after a few minutes at
-/// 4,000 requests per second). Bounded: past `capacity`, the oldest generation goes first.
+/// which returns its memory (one set and queue that never shrank kept their busiest size:
+/// +7 MiB peak RSS over 105 s at 3,800 requests per second). Bounded: past `capacity`, the
+/// oldest generation goes first.
 pub struct NonceCache {
     hasher: RandomState,
     capacity: usize,
