@@ -674,10 +674,8 @@ async fn delete_storage(req: HttpRequest, storage: web::Data<Storage>) -> Answer
 async fn delete_user(req: HttpRequest, storage: web::Data<Storage>) -> Answer {
     let uid = uid_of(&req)?;
     authenticate(&req, &storage, uid, Expiry::Strict)?;
-    storage
-        .delete_user(uid)
-        .await
-        .map_err(StorageError::Unavailable)?;
+    let pre = Precondition::from_request(&req)?.for_write();
+    storage.delete_user_if(uid, pre).await?;
     Ok(json(StatusCode::OK, "{}".into(), 0))
 }
 

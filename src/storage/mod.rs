@@ -35,6 +35,7 @@ use auth::NonceCache;
 use db::UserDb;
 use info_cache::{CollectionsInfo, InfoCache};
 use pool::{Pool, lock};
+use query::Precondition;
 
 /// Concurrent SQLite jobs: more only adds threads and memory, not throughput (load bench,
 /// 10,000 users: 8 jobs gave 397 µs per request and 64-66 MiB, 16 jobs 410-426 µs and
@@ -97,10 +98,20 @@ impl Storage {
     /// the tokenserver's replaced-user clean-up): takes the user's lock, drops the pooled
     /// connection, then unlinks the `.db`, `-wal` and `-shm` files.
     pub async fn delete_user(&self, uid: u64) -> Result<(), String> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.delete_user_blocking(uid))
+        self.delete_user_if(uid, Precondition::None)
             .await
-            .map_err(|e| format!("delete of user {uid} did not finish: {e}"))?
+            .map_err(|e| format!("delete of user {uid} failed: {e}"))
+    }
+
+    /// [`Storage::delete_user`] for `DELETE /1.5/{uid}`, whose `X-If-Unmodified-Since` is
+    /// checked against the storage last-modified, as for `DELETE /storage`.
+    async fn delete_user_if(&self, uid: u64, pre: Precondition) -> Result<(), StorageError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.delete_user_blocking(uid, pre))
+            .await
+            .map_err(|e| {
+                StorageError::Internal(format!("delete of user {uid} did not finish: {e}"))
+            })?
     }
 
     /// Closes every open user database; called once after the server stopped.
@@ -240,26 +251,42 @@ impl Inner {
         result
     }
 
-    fn delete_user_blocking(&self, uid: u64) -> Result<(), String> {
+    fn delete_user_blocking(&self, uid: u64, pre: Precondition) -> Result<(), StorageError> {
         let slot = self.pool.slot(uid);
         let mut guard = lock(&slot);
-        self.info.forget(uid);
         let path = self.path(uid);
-        let high_water = match guard.take() {
-            Some(db) => db.high_water(),
-            None if path.exists() => {
-                UserDb::open(&path, self.state.settings.storage.sqlite_synchronous, 0)
-                    .map(|db| db.high_water())
-                    .unwrap_or(0)
+        let pooled = guard.take();
+        let was_pooled = pooled.is_some();
+        let mut db = match pooled {
+            Some(db) => Some(db),
+            None if file_exists(&path)? => {
+                match UserDb::open(&path, self.state.settings.storage.sqlite_synchronous, 0) {
+                    Ok(db) => Some(db),
+                    // A file that cannot be read is deleted all the same, unless the
+                    // request's precondition needs its last-modified.
+                    Err(e) if pre != Precondition::None => return Err(e),
+                    Err(_) => None,
+                }
             }
-            None => 0,
+            None => None,
         };
+        if pre != Precondition::None {
+            let modified = db.as_mut().map_or(Ok(0), ops::storage_last_modified)?;
+            if let Err(e) = pre.check(modified) {
+                if was_pooled {
+                    *guard = db;
+                }
+                return Err(e);
+            }
+        }
+        self.info.forget(uid);
+        let high_water = db.map_or(0, |db| db.high_water());
         {
             let mut floors = lock(&self.floors);
             let floor = floors.entry(uid).or_insert(0);
             *floor = (*floor).max(high_water);
         }
-        remove_user_files(&path)?;
+        remove_user_files(&path).map_err(StorageError::Unavailable)?;
         drop(guard);
         Ok(())
     }

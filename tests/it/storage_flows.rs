@@ -221,6 +221,47 @@ async fn timestamps_increase_when_the_clock_stands_still_or_steps_back() {
     assert!(t4 > t3);
 }
 
+/// `DELETE /1.5/{uid}` honours `X-If-Unmodified-Since` against the storage last-modified,
+/// as `DELETE /storage` does; the user's file may be pooled or closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_user_checks_x_if_unmodified_since() {
+    let srv = TestServer::start_with(|s| s.storage.max_open_databases = 1).await;
+    let c = Client::new(&srv, 41);
+    let other = Client::new(&srv, 42);
+    let t = c
+        .post_json("/storage/xxx_col1", &records("a", 2, "x"))
+        .await
+        .ts("x-last-modified");
+    let db = srv.dir.path().join("storage/41/00/41.db");
+    for evict in [false, true] {
+        if evict {
+            // Another user's write closes user 41's file.
+            other
+                .put("/storage/xxx_col1/a", r#"{"payload":"y"}"#)
+                .await
+                .expect(200);
+        }
+        let r = send(
+            c.req(Method::DELETE, "")
+                .header("X-If-Unmodified-Since", ts_str(t - 10)),
+        )
+        .await;
+        r.expect(412);
+        assert_eq!(r.ts("x-last-modified"), t);
+        assert!(db.exists(), "nothing deleted");
+        let ids = c.get("/storage/xxx_col1?sort=oldest").await.json();
+        assert_eq!(ids, json!(["a0", "a1"]));
+    }
+    send(
+        c.req(Method::DELETE, "")
+            .header("X-If-Unmodified-Since", ts_str(t)),
+    )
+    .await
+    .expect(200);
+    assert!(!db.exists());
+    assert_eq!(c.get("/info/collections").await.body, "{}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_user_removes_the_files_and_keeps_time_moving() {
     let srv = TestServer::start().await;
