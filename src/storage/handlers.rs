@@ -173,15 +173,17 @@ fn check_content_length(req: &HttpRequest, limit: u64) -> Result<u64, StorageErr
 
 /// Reads the whole body (Hawk needs the raw bytes), refusing more than `limit` with 413.
 /// The buffer starts at the declared length, so a 100-record upload is one allocation of
-/// its size rather than a chain of doublings ending at up to twice its size.
+/// its size rather than a chain of doublings ending at up to twice its size; at most
+/// `PREALLOCATE_MAX`, so a declared length alone (data not yet sent) cannot reserve much.
 async fn read_body(
     mut payload: web::Payload,
     declared: u64,
     limit: u64,
 ) -> Result<web::Bytes, StorageError> {
+    const PREALLOCATE_MAX: usize = 256 * 1024;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let declared = usize::try_from(declared).unwrap_or(0).min(limit);
-    let mut buf = web::BytesMut::with_capacity(declared);
+    let mut buf = web::BytesMut::with_capacity(declared.min(PREALLOCATE_MAX));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| StorageError::bad_request())?;
         if buf.len() + chunk.len() > limit {
