@@ -250,6 +250,18 @@ mod tests {
     }
 
     #[test]
+    fn pool_timeout_is_504_elapsed() {
+        let e = TokenserverError::from(sqlx::Error::PoolTimedOut);
+        let res = e.error_response();
+        assert_eq!(res.status(), 504);
+        let bytes = res.into_body().try_into_bytes().unwrap();
+        assert_eq!(
+            std::str::from_utf8(&bytes).unwrap(),
+            r#"{"status":"elapsed","errors":[{"location":"body","name":"","description":"Elapsed"}]}"#
+        );
+    }
+
+    #[test]
     fn internal_cause_is_not_sent() {
         let e = TokenserverError::Internal("secret path /x".into());
         let text = body_of(&e).to_string();
