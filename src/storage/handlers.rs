@@ -180,10 +180,10 @@ async fn read_body(
     declared: u64,
     limit: u64,
 ) -> Result<web::Bytes, StorageError> {
-    const PREALLOCATE_MAX: usize = 256 * 1024;
+    const PREALLOCATE_MAX: u64 = 256 * 1024;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let declared = usize::try_from(declared).unwrap_or(0).min(limit);
-    let mut buf = web::BytesMut::with_capacity(declared.min(PREALLOCATE_MAX));
+    // `declared` is within `limit` already (`check_content_length`).
+    let mut buf = web::BytesMut::with_capacity(declared.min(PREALLOCATE_MAX) as usize);
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| StorageError::bad_request())?;
         if buf.len() + chunk.len() > limit {

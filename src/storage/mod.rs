@@ -94,9 +94,10 @@ impl Storage {
         Ok(web::Data::new(Storage { inner }))
     }
 
-    /// The one way to delete a user's storage (DELETE /1.5/{uid}, purge, `users delete`,
-    /// the tokenserver's replaced-user clean-up): takes the user's lock, drops the pooled
-    /// connection, then unlinks the `.db`, `-wal` and `-shm` files.
+    /// The one way to delete a user's storage (DELETE /1.5/{uid} through
+    /// [`Storage::delete_user_if`], purge, `users delete`, the tokenserver's replaced-user
+    /// clean-up): takes the user's lock, drops the pooled connection, then unlinks the
+    /// `.db`, `-wal` and `-shm` files.
     pub async fn delete_user(&self, uid: u64) -> Result<(), String> {
         self.delete_user_if(uid, Precondition::None)
             .await
@@ -255,32 +256,23 @@ impl Inner {
         let slot = self.pool.slot(uid);
         let mut guard = lock(&slot);
         let path = self.path(uid);
-        let pooled = guard.take();
-        let was_pooled = pooled.is_some();
-        let mut db = match pooled {
-            Some(db) => Some(db),
-            None if file_exists(&path)? => {
-                match UserDb::open(&path, self.state.settings.storage.sqlite_synchronous, 0) {
-                    Ok(db) => Some(db),
-                    // A file that cannot be read is deleted all the same, unless the
-                    // request's precondition needs its last-modified.
-                    Err(e) if pre != Precondition::None => return Err(e),
-                    Err(_) => None,
-                }
-            }
-            None => None,
-        };
-        if pre != Precondition::None {
-            let modified = db.as_mut().map_or(Ok(0), ops::storage_last_modified)?;
-            if let Err(e) = pre.check(modified) {
-                if was_pooled {
-                    *guard = db;
-                }
-                return Err(e);
+        // A closed file is opened for its high-water mark (and the precondition).
+        let mut closed = None;
+        if guard.is_none() && file_exists(&path)? {
+            match UserDb::open(&path, self.state.settings.storage.sqlite_synchronous, 0) {
+                Ok(db) => closed = Some(db),
+                // A file that cannot be read is deleted all the same, unless the request's
+                // precondition needs its last-modified.
+                Err(e) if pre != Precondition::None => return Err(e),
+                Err(_) => {}
             }
         }
+        if pre != Precondition::None {
+            let db = guard.as_mut().or(closed.as_mut());
+            pre.check(db.map_or(Ok(0), ops::storage_last_modified)?)?;
+        }
         self.info.forget(uid);
-        let high_water = db.map_or(0, |db| db.high_water());
+        let high_water = guard.take().or(closed).map_or(0, |db| db.high_water());
         {
             let mut floors = lock(&self.floors);
             let floor = floors.entry(uid).or_insert(0);

@@ -508,14 +508,14 @@ pub fn delete_bso(
     Ok(t)
 }
 
-/// `DELETE /storage`: everything goes and every timestamp reads 0 again, but the high-water
-/// mark stays, so later writes still get later timestamps.
 /// The storage last-modified (0 when the user has no data).
 pub fn storage_last_modified(db: &mut UserDb) -> Result<i64, StorageError> {
     let (tx, _) = db.begin(false)?;
     storage_modified(&tx)
 }
 
+/// `DELETE /storage`: everything goes and every timestamp reads 0 again, but the high-water
+/// mark stays, so later writes still get later timestamps.
 pub fn delete_storage(db: &mut UserDb, pre: Precondition, env: &Env) -> Result<i64, StorageError> {
     let (tx, hw) = db.begin(true)?;
     pre.check(storage_modified(&tx)?)?;
