@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::future::BoxFuture;
@@ -44,6 +45,9 @@ impl HealthChecks {
 /// The data directory must accept a new file (disk full, read-only mount, wrong owner).
 struct DataDirProbe(PathBuf);
 
+/// Numbers the data-directory probe's files.
+static PROBE_SEQ: AtomicU64 = AtomicU64::new(0);
+
 impl HealthProbe for DataDirProbe {
     fn name(&self) -> &'static str {
         "data_dir"
@@ -53,7 +57,10 @@ impl HealthProbe for DataDirProbe {
         let dir = self.0.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let path = dir.join(".heartbeat");
+                // A name per probe: two heartbeats at once must not delete each other's file
+                // (the second delete would fail and report a healthy directory as broken).
+                let n = PROBE_SEQ.fetch_add(1, Ordering::Relaxed);
+                let path = dir.join(format!(".heartbeat-{}-{n}", std::process::id()));
                 std::fs::write(&path, b"ok")
                     .and_then(|()| std::fs::remove_file(&path))
                     .map_err(|e| format!("{} is not writable: {e}", dir.display()))

@@ -38,6 +38,25 @@ async fn heartbeat_ok_with_version() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_heartbeats_all_pass() {
+    // Monitoring and a load balancer may probe at the same moment; their data-directory
+    // probes must not trip over each other's files.
+    let srv = TestServer::start().await;
+    let probes: Vec<_> = (0..32)
+        .map(|_| tokio::spawn(srv.client.get(srv.url("/__heartbeat__")).send()))
+        .collect();
+    for probe in probes {
+        assert_eq!(probe.await.unwrap().unwrap().status(), 200);
+    }
+    let left: Vec<_> = std::fs::read_dir(&srv.settings.data_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".heartbeat"))
+        .collect();
+    assert!(left.is_empty(), "probe files left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeat_503_names_failed_check_when_data_dir_unwritable() {
     let srv = TestServer::start().await;
     // Replace the data directory with a plain file: nothing can be created inside it, even
