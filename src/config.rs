@@ -18,9 +18,6 @@ pub const DEFAULT_CONFIG_FILE: &str = "syncserver.toml";
 
 const ENV_PREFIX: &str = "SYNCSERVER";
 
-/// Keys that are lists; in the environment they are comma-separated.
-const ENV_LIST_KEYS: &[&str] = &["tokenserver.allowed_fxa_uids"];
-
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -78,6 +75,7 @@ pub struct TokenserverSettings {
     /// Whether accounts never seen before may start syncing.
     pub allow_new_users: bool,
     /// When non-empty, only these FxA uids may sync.
+    #[serde(deserialize_with = "string_list")]
     pub allowed_fxa_uids: Vec<String>,
     /// Maximum number of users (0 = no limit).
     pub max_users: u64,
@@ -213,6 +211,27 @@ impl Serialize for Secret {
     }
 }
 
+/// A TOML array of strings, or (from the environment) one comma-separated string. Entries
+/// are trimmed and empty ones dropped, so `SYNCSERVER_…=` (set but empty, as templates leave
+/// it) means an empty list and `a, b` means `["a", "b"]`.
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrText {
+        List(Vec<String>),
+        Text(String),
+    }
+    let entries = match ListOrText::deserialize(d)? {
+        ListOrText::List(list) => list,
+        ListOrText::Text(text) => text.split(',').map(str::to_string).collect(),
+    };
+    Ok(entries
+        .into_iter()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
+}
+
 /// A TOML array, or (from the environment) a string holding a JSON array.
 fn list_or_json<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<serde_json::Value>, D::Error> {
     #[derive(Deserialize)]
@@ -289,15 +308,13 @@ impl Settings {
             .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_")))
             .collect();
         check_env_names(env.keys())?;
-        let mut environment = config::Environment::with_prefix(ENV_PREFIX)
+        // No `try_parsing`: values stay the exact strings given, and the config crate turns
+        // a string into a number or a bool where a field needs one. `try_parsing` would
+        // rewrite strings that look like numbers (a secret `0123` would become `123`).
+        let environment = config::Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("_")
             .separator("__")
-            .list_separator(",")
-            .try_parsing(true)
             .source(Some(env));
-        for key in ENV_LIST_KEYS {
-            environment = environment.with_list_parse_key(key);
-        }
         let settings: Settings = builder
             .add_source(environment)
             .build()
@@ -442,9 +459,7 @@ fn check_env_names<'a>(names: impl Iterator<Item = &'a String>) -> Result<(), Co
         }
     }
     for name in names {
-        let key = name[ENV_PREFIX.len() + 1..]
-            .to_ascii_lowercase()
-            .replace("__", ".");
+        let key = setting_key(name);
         if !known.contains(&key) {
             return Err(ConfigError::Environment(format!(
                 "unknown variable {name} (no setting `{key}`; see syncserver.toml.example)"
@@ -452,6 +467,15 @@ fn check_env_names<'a>(names: impl Iterator<Item = &'a String>) -> Result<(), Co
         }
     }
     Ok(())
+}
+
+/// The setting a `SYNCSERVER_…` variable sets: `SYNCSERVER_STORAGE__QUOTA_BYTES` →
+/// `storage.quota_bytes`. Callers pass only names that start with the prefix.
+fn setting_key(name: &str) -> String {
+    name.get(ENV_PREFIX.len() + 1..)
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .replace("__", ".")
 }
 
 /// Turns a `config` error into one line, without the crate's internal phrasing where possible.
@@ -593,6 +617,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("max_post_record"), "{msg}");
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Vec<(String, String)> {
+        vars.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_lists_are_trimmed_and_empty_means_none() {
+        let load = |value: &str| {
+            Settings::load_from(
+                None,
+                env(&[("SYNCSERVER_TOKENSERVER__ALLOWED_FXA_UIDS", value)]),
+            )
+            .expect("loads")
+            .tokenserver
+            .allowed_fxa_uids
+        };
+        assert!(load("").is_empty(), "set but empty: no allow-list");
+        assert_eq!(load("aaa, bbb ,"), vec!["aaa", "bbb"]);
+        assert_eq!(load("0123"), vec!["0123"]);
+    }
+
+    #[test]
+    fn env_strings_are_taken_verbatim_and_still_convert_to_numbers_and_bools() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("SYNCSERVER_SECRET", "0123"),
+                ("SYNCSERVER_TOKENSERVER__FXA_METRICS_HASH_SECRET", "TRUE"),
+                ("SYNCSERVER_DATA_DIR", "007"),
+                ("SYNCSERVER_PORT", "8002"),
+                ("SYNCSERVER_TOKENSERVER__ALLOW_NEW_USERS", "False"),
+                ("SYNCSERVER_STORAGE__QUOTA_BYTES", "1000"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(s.secret.as_ref().map(Secret::expose), Some("0123"));
+        let metrics = s.tokenserver.fxa_metrics_hash_secret.as_ref();
+        assert_eq!(metrics.map(Secret::expose), Some("TRUE"));
+        assert_eq!(s.data_dir, PathBuf::from("007"));
+        assert_eq!(s.port, 8002);
+        assert!(!s.tokenserver.allow_new_users);
+        assert_eq!(s.storage.quota_bytes, 1000);
     }
 
     #[test]
