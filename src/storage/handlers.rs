@@ -141,6 +141,10 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 fn query_of(req: &HttpRequest) -> Result<CollectionQuery, StorageError> {
+    CollectionQuery::parse_listing(req.uri().query().unwrap_or(""))
+}
+
+fn post_query_of(req: &HttpRequest) -> Result<CollectionQuery, StorageError> {
     CollectionQuery::parse(req.uri().query().unwrap_or(""))
 }
 
@@ -521,7 +525,7 @@ async fn post_collection(
 ) -> Answer {
     let uid = uid_of(&req)?;
     let body = authed_body(&req, &storage, uid, payload).await?;
-    let q = query_of(&req)?;
+    let q = post_query_of(&req)?;
     if q.commit && q.batch.is_none() {
         return Err(StorageError::bad_request());
     }

@@ -68,7 +68,18 @@ pub struct CollectionQuery {
 }
 
 impl CollectionQuery {
+    /// The parameters of a `POST`: the listing ones and `batch` / `commit`.
     pub fn parse(query: &str) -> Result<CollectionQuery, StorageError> {
+        Self::parse_with(query, true)
+    }
+
+    /// The parameters of a `GET` or `DELETE`: `batch` and `commit` mean nothing there, so
+    /// they are ignored like any unknown parameter (§4.8: "on `POST` only").
+    pub fn parse_listing(query: &str) -> Result<CollectionQuery, StorageError> {
+        Self::parse_with(query, false)
+    }
+
+    fn parse_with(query: &str, batch_params: bool) -> Result<CollectionQuery, StorageError> {
         let bad = StorageError::bad_request;
         let mut q = CollectionQuery::default();
         let mut commit_seen = false;
@@ -89,14 +100,14 @@ impl CollectionQuery {
                         _ => return Err(bad()),
                     }
                 }
-                "batch" => {
+                "batch" if batch_params => {
                     q.batch = Some(if value.is_empty() || value.eq_ignore_ascii_case("true") {
                         BatchParam::New
                     } else {
                         BatchParam::Existing(parse_batch_id(&value).ok_or_else(bad)?)
                     })
                 }
-                "commit" => {
+                "commit" if batch_params => {
                     if !value.eq_ignore_ascii_case("true") {
                         return Err(bad());
                     }
@@ -241,6 +252,15 @@ mod tests {
         let q = CollectionQuery::parse("batch=123&commit=true").expect("ok");
         assert_eq!(q.batch, Some(BatchParam::Existing(123)));
         assert!(q.commit);
+    }
+
+    #[test]
+    fn listing_requests_ignore_batch_parameters() {
+        let q = CollectionQuery::parse_listing("batch=foo&commit=no&newer=5").expect("ignored");
+        assert_eq!((q.batch, q.commit, q.newer), (None, false, Some(5000)));
+        assert!(CollectionQuery::parse("batch=foo").is_err());
+        assert!(CollectionQuery::parse("commit=no").is_err());
+        assert!(CollectionQuery::parse_listing("newer=x").is_err());
     }
 
     #[test]

@@ -43,6 +43,13 @@ async fn get_all_ids_and_by_ids() {
     assert_eq!(enc.ids().len(), 2);
     // Unknown query parameters are ignored.
     c.get("/storage/xxx_col1?v=1.2.3&foo=bar").await.expect(200);
+    // `batch` and `commit` belong to POST; elsewhere they are unknown parameters too.
+    let listed = c.get("/storage/xxx_col1?batch=foo&commit=no").await;
+    assert_eq!(listed.expect(200).ids().len(), 5);
+    c.delete("/storage/xxx_col1?ids=05&batch=foo&commit=no")
+        .await
+        .expect(200);
+    assert_eq!(c.get("/storage/xxx_col1").await.ids().len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
