@@ -529,7 +529,7 @@ async fn post_collection(
     if q.commit && q.batch.is_none() {
         return Err(StorageError::bad_request());
     }
-    let pre = Precondition::from_request(&req)?.for_write();
+    let pre = Precondition::from_request(&req)?;
     check_weave_size_headers(&req, &storage)?;
     let kind = bso::body_kind(content_type(&req))?;
     let PostItems { valid, failed } = bso::parse_post(&body, kind, item_limits(&storage))?;
@@ -585,7 +585,7 @@ async fn delete_collection(req: HttpRequest, storage: web::Data<Storage>) -> Ans
     let uid = uid_of(&req)?;
     authenticate(&req, &storage, uid, Expiry::Strict)?;
     let q = query_of(&req)?;
-    let pre = Precondition::from_request(&req)?.for_write();
+    let pre = Precondition::from_request(&req)?;
     let name = collection_of(&req);
     let env = env(&storage);
     // `ids=` with nothing in it parses as no ids: the whole collection, as in RS.
@@ -628,7 +628,7 @@ async fn get_bso(req: HttpRequest, storage: web::Data<Storage>) -> Answer {
 async fn put_bso(req: HttpRequest, storage: web::Data<Storage>, payload: web::Payload) -> Answer {
     let uid = uid_of(&req)?;
     let body = authed_body(&req, &storage, uid, payload).await?;
-    let pre = Precondition::from_request(&req)?.for_write();
+    let pre = Precondition::from_request(&req)?;
     // Newline-delimited PUT bodies are a single JSON object line; parse them as JSON.
     let _: BodyKind = bso::body_kind(content_type(&req))?;
     let id = bso_id_of(&req)
@@ -648,7 +648,7 @@ async fn put_bso(req: HttpRequest, storage: web::Data<Storage>, payload: web::Pa
 async fn delete_bso(req: HttpRequest, storage: web::Data<Storage>) -> Answer {
     let uid = uid_of(&req)?;
     authenticate(&req, &storage, uid, Expiry::Strict)?;
-    let pre = Precondition::from_request(&req)?.for_write();
+    let pre = Precondition::from_request(&req)?;
     let id = bso_id_of(&req)
         .filter(|id| bso::valid_id(id))
         .ok_or(StorageError::NotFound)?;
@@ -669,7 +669,7 @@ async fn delete_bso(req: HttpRequest, storage: web::Data<Storage>) -> Answer {
 async fn delete_storage(req: HttpRequest, storage: web::Data<Storage>) -> Answer {
     let uid = uid_of(&req)?;
     authenticate(&req, &storage, uid, Expiry::Strict)?;
-    let pre = Precondition::from_request(&req)?.for_write();
+    let pre = Precondition::from_request(&req)?;
     let env = env(&storage);
     let t = storage
         .with_user(uid, move |db| ops::delete_storage(db, pre, &env))
@@ -680,7 +680,7 @@ async fn delete_storage(req: HttpRequest, storage: web::Data<Storage>) -> Answer
 async fn delete_user(req: HttpRequest, storage: web::Data<Storage>) -> Answer {
     let uid = uid_of(&req)?;
     authenticate(&req, &storage, uid, Expiry::Strict)?;
-    let pre = Precondition::from_request(&req)?.for_write();
+    let pre = Precondition::from_request(&req)?;
     storage.delete_user_if(uid, pre).await?;
     Ok(json(StatusCode::OK, "{}".into(), 0))
 }

@@ -187,14 +187,6 @@ impl Precondition {
             _ => Ok(()),
         }
     }
-
-    /// Writes only honour `X-If-Unmodified-Since` (a 304 to a write means nothing).
-    pub fn for_write(self) -> Precondition {
-        match self {
-            Precondition::ModifiedSince(_) => Precondition::None,
-            other => other,
-        }
-    }
 }
 
 #[cfg(test)]

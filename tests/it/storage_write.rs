@@ -633,6 +633,66 @@ async fn unmodified_since_older_than_resource_is_412_and_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modified_since_not_passed_is_304_on_writes_and_changes_nothing() {
+    // §4.12: the precondition headers apply to any method, checked before the action.
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 32);
+    let t = c
+        .put("/storage/xxx_col1/a", r#"{"payload":"a"}"#)
+        .await
+        .ts("x-last-modified");
+    let with = |m: Method, p: &str| c.req(m, p).header("X-If-Modified-Since", ts_str(t));
+    let json_body = |r: reqwest::RequestBuilder, body: &'static str| {
+        r.header("Content-Type", "application/json").body(body)
+    };
+    let r = send(json_body(
+        with(Method::PUT, "/storage/xxx_col1/a"),
+        r#"{"payload":"new"}"#,
+    ))
+    .await;
+    r.expect(304);
+    assert_eq!(r.ts("x-last-modified"), t);
+    assert_eq!(r.body, "");
+    send(json_body(
+        with(Method::POST, "/storage/xxx_col1"),
+        r#"[{"id":"b","payload":"b"}]"#,
+    ))
+    .await
+    .expect(304);
+    send(json_body(
+        with(Method::POST, "/storage/xxx_col1?batch=true"),
+        r#"[{"id":"b","payload":"b"}]"#,
+    ))
+    .await
+    .expect(304);
+    send(with(Method::DELETE, "/storage/xxx_col1/a"))
+        .await
+        .expect(304);
+    send(with(Method::DELETE, "/storage/xxx_col1?ids=a"))
+        .await
+        .expect(304);
+    send(with(Method::DELETE, "/storage/xxx_col1"))
+        .await
+        .expect(304);
+    send(with(Method::DELETE, "/storage")).await.expect(304);
+    send(with(Method::DELETE, "")).await.expect(304);
+    let all = c.get("/storage/xxx_col1?full=1").await;
+    assert_eq!(all.ids(), ["a"]);
+    assert_eq!(all.json()[0]["payload"], "a");
+
+    // Modified since the header's time: the write goes ahead.
+    let r = send(
+        c.req(Method::PUT, "/storage/xxx_col1/a")
+            .header("X-If-Modified-Since", ts_str(t - 10))
+            .header("Content-Type", "application/json")
+            .body(r#"{"payload":"new"}"#),
+    )
+    .await;
+    r.expect(200);
+    assert_eq!(c.get("/storage/xxx_col1/a").await.json()["payload"], "new");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletes() {
     let srv = TestServer::start().await;
     let c = Client::new(&srv, 32);
