@@ -212,6 +212,46 @@ async fn batch_byte_limits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_totals_count_each_id_once_and_include_the_commit_body() {
+    let srv = TestServer::start_with(|s| {
+        s.storage.max_total_records = 3;
+        s.storage.max_total_bytes = 300;
+    })
+    .await;
+    let c = Client::new(&srv, 6);
+    let id = batch_id(
+        &c.post_json(
+            "/storage/xxx_col1?batch=true",
+            &records("a", 2, &"x".repeat(100)),
+        )
+        .await,
+    );
+    // Re-sending pending ids replaces them: still 2 records and 200 bytes.
+    let append = format!("/storage/xxx_col1?batch={id}");
+    for _ in 0..3 {
+        c.post_json(&append, &records("a", 2, &"y".repeat(100)))
+            .await
+            .expect(202);
+    }
+    // A commit body that would make 4 records is refused, and nothing is written.
+    let commit = format!("/storage/xxx_col1?batch={id}&commit=true");
+    c.post_json(&commit, &records("b", 2, "z"))
+        .await
+        .expect_error(400, "17");
+    // So is one that stays at 3 records but reaches 301 bytes.
+    c.post_json(&commit, &records("b", 1, &"z".repeat(101)))
+        .await
+        .expect_error(400, "17");
+    assert!(c.get("/storage/xxx_col1").await.ids().is_empty());
+    // Within both totals, counting a replaced id once, the commit goes through.
+    let body = json!([{"id": "a0", "payload": "w"}, {"id": "b0", "payload": "z".repeat(99)}]);
+    c.post_json(&commit, &body).await.expect(200);
+    let mut ids = c.get("/storage/xxx_col1").await.ids();
+    ids.sort();
+    assert_eq!(ids, ["a0", "a1", "b0"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_updates_change_nothing_until_commit() {
     let srv = TestServer::start().await;
     let c = Client::new(&srv, 6);
