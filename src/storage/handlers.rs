@@ -228,7 +228,12 @@ fn written(status: StatusCode, body: String, w: ops::Written) -> HttpResponse {
     if let Ok(v) = HeaderValue::from_str(&format_ts(w.t)) {
         res.headers_mut().insert(X_WEAVE_TIMESTAMP, v);
     }
-    if let Some(left) = w.quota_remaining
+    with_quota(res, w.quota_remaining)
+}
+
+/// `X-Weave-Quota-Remaining` (KiB) when a quota is on.
+fn with_quota(mut res: HttpResponse, left: Option<i64>) -> HttpResponse {
+    if let Some(left) = left
         && let Ok(v) = HeaderValue::from_str(&format!("{:.2}", left as f64 / 1024.0))
     {
         res.headers_mut().insert(X_WEAVE_QUOTA_REMAINING, v);
@@ -562,13 +567,13 @@ async fn post_collection(
             Ok(written(StatusCode::OK, out, w))
         }
         (Some(param), false) => {
-            let (batch, modified, valid) = storage
+            let (batch, modified, left, valid) = storage
                 .with_user(uid, move |db| match param {
                     BatchParam::New => ops::batch_create(db, &name, &valid, pre, &env, limits)
-                        .map(|(id, m)| (id, m, valid)),
+                        .map(|(id, m, left)| (id, m, left, valid)),
                     BatchParam::Existing(id) => {
                         ops::batch_append(db, &name, id, &valid, pre, &env, limits)
-                            .map(|m| (id, m, valid))
+                            .map(|(m, left)| (id, m, left, valid))
                     }
                 })
                 .await?;
@@ -576,7 +581,7 @@ async fn post_collection(
             out.push_str(&batch.to_string());
             out.push_str("\",");
             write_outcome(&mut out, &valid, &failed);
-            Ok(json(StatusCode::ACCEPTED, out, modified))
+            Ok(with_quota(json(StatusCode::ACCEPTED, out, modified), left))
         }
     }
 }
@@ -590,19 +595,15 @@ async fn delete_collection(req: HttpRequest, storage: web::Data<Storage>) -> Ans
     let env = env(&storage);
     // `ids=` with nothing in it parses as no ids: the whole collection, as in RS.
     let ids = q.ids;
-    let (t, wrote) = storage
+    let (w, wrote) = storage
         .with_user(uid, move |db| {
             ops::delete_collection(db, &name, ids.as_deref(), pre, &env)
         })
         .await?;
     if wrote {
-        Ok(written(
-            StatusCode::OK,
-            modified_body(t),
-            ops::Written::at(t),
-        ))
+        Ok(written(StatusCode::OK, modified_body(w.t), w))
     } else {
-        Ok(json(StatusCode::OK, modified_body(t), t))
+        Ok(json(StatusCode::OK, modified_body(w.t), w.t))
     }
 }
 
@@ -654,14 +655,10 @@ async fn delete_bso(req: HttpRequest, storage: web::Data<Storage>) -> Answer {
         .ok_or(StorageError::NotFound)?;
     let name = collection_of(&req);
     let env = env(&storage);
-    let t = storage
+    let w = storage
         .with_user(uid, move |db| ops::delete_bso(db, &name, &id, pre, &env))
         .await?;
-    Ok(written(
-        StatusCode::OK,
-        modified_body(t),
-        ops::Written::at(t),
-    ))
+    Ok(written(StatusCode::OK, modified_body(w.t), w))
 }
 
 // ---- whole-user deletes ----
@@ -671,10 +668,10 @@ async fn delete_storage(req: HttpRequest, storage: web::Data<Storage>) -> Answer
     authenticate(&req, &storage, uid, Expiry::Strict)?;
     let pre = Precondition::from_request(&req)?;
     let env = env(&storage);
-    let t = storage
+    let w = storage
         .with_user(uid, move |db| ops::delete_storage(db, pre, &env))
         .await?;
-    Ok(written(StatusCode::OK, "{}".into(), ops::Written::at(t)))
+    Ok(written(StatusCode::OK, "{}".into(), w))
 }
 
 async fn delete_user(req: HttpRequest, storage: web::Data<Storage>) -> Answer {
@@ -682,7 +679,9 @@ async fn delete_user(req: HttpRequest, storage: web::Data<Storage>) -> Answer {
     authenticate(&req, &storage, uid, Expiry::Strict)?;
     let pre = Precondition::from_request(&req)?;
     storage.delete_user_if(uid, pre).await?;
-    Ok(json(StatusCode::OK, "{}".into(), 0))
+    let quota = storage.settings().quota_bytes;
+    let left = (quota > 0).then_some(quota as i64);
+    Ok(with_quota(json(StatusCode::OK, "{}".into(), 0), left))
 }
 
 #[cfg(test)]

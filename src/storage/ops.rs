@@ -33,7 +33,7 @@ pub struct Written {
 }
 
 impl Written {
-    /// A write that does not report quota (deletes).
+    /// A write that reports no quota.
     pub fn at(t: i64) -> Written {
         Written {
             t,
@@ -136,6 +136,14 @@ fn check_quota(tx: &Transaction<'_>, env: &Env, now: i64) -> Result<Option<i64>,
 fn remaining(env: &Env, used: Option<i64>, items: &[BsoIn]) -> Option<i64> {
     let added: i64 = items.iter().map(|b| b.payload_size() as i64).sum();
     used.map(|u| env.quota as i64 - u - added)
+}
+
+/// With a quota: the bytes left once this transaction's changes are in (deletes).
+fn quota_left(tx: &Transaction<'_>, env: &Env, now: i64) -> Result<Option<i64>, StorageError> {
+    if env.quota == 0 {
+        return Ok(None);
+    }
+    Ok(Some(env.quota as i64 - usage_bytes(tx, now)?))
 }
 
 /// A user without a file reads as an empty one: every timestamp is 0.
@@ -451,11 +459,11 @@ pub fn delete_collection(
     ids: Option<&[String]>,
     pre: Precondition,
     env: &Env,
-) -> Result<(i64, bool), StorageError> {
+) -> Result<(Written, bool), StorageError> {
     let (tx, hw) = db.begin(true)?;
     let Some((coll, modified)) = collection(&tx, name)? else {
         pre.check(0)?;
-        return Ok((storage_modified(&tx)?, false));
+        return Ok((Written::at(storage_modified(&tx)?), false));
     };
     pre.check(modified)?;
     let t = next_timestamp(&tx, hw, env.now)?;
@@ -477,8 +485,9 @@ pub fn delete_collection(
             set_storage_modified(&tx, t)?;
         }
     }
+    let quota_remaining = quota_left(&tx, env, visible_now(env, t))?;
     tx.commit()?;
-    Ok((t, true))
+    Ok((Written { t, quota_remaining }, true))
 }
 
 /// `DELETE /storage/{collection}/{id}`: 404 when the item is missing or expired.
@@ -488,7 +497,7 @@ pub fn delete_bso(
     id: &str,
     pre: Precondition,
     env: &Env,
-) -> Result<i64, StorageError> {
+) -> Result<Written, StorageError> {
     let (tx, hw) = db.begin(true)?;
     let now = visible_now(env, *hw);
     let Some((coll, _)) = collection(&tx, name)? else {
@@ -504,8 +513,9 @@ pub fn delete_bso(
     tx.prepare_cached("DELETE FROM bso WHERE collection = ?1 AND id = ?2")?
         .execute(params![coll, id])?;
     touch_collection(&tx, name, t)?;
+    let quota_remaining = quota_left(&tx, env, now)?;
     tx.commit()?;
-    Ok(t)
+    Ok(Written { t, quota_remaining })
 }
 
 /// The storage last-modified (0 when the user has no data).
@@ -516,7 +526,11 @@ pub fn storage_last_modified(db: &mut UserDb) -> Result<i64, StorageError> {
 
 /// `DELETE /storage`: everything goes and every timestamp reads 0 again, but the high-water
 /// mark stays, so later writes still get later timestamps.
-pub fn delete_storage(db: &mut UserDb, pre: Precondition, env: &Env) -> Result<i64, StorageError> {
+pub fn delete_storage(
+    db: &mut UserDb,
+    pre: Precondition,
+    env: &Env,
+) -> Result<Written, StorageError> {
     let (tx, hw) = db.begin(true)?;
     pre.check(storage_modified(&tx)?)?;
     let t = next_timestamp(&tx, hw, env.now)?;
@@ -525,7 +539,10 @@ pub fn delete_storage(db: &mut UserDb, pre: Precondition, env: &Env) -> Result<i
     )?;
     set_storage_modified(&tx, 0)?;
     tx.commit()?;
-    Ok(t)
+    Ok(Written {
+        t,
+        quota_remaining: (env.quota > 0).then_some(env.quota as i64),
+    })
 }
 
 fn delete_batches_of(tx: &Transaction<'_>, name: &str) -> Result<(), StorageError> {
@@ -547,7 +564,8 @@ pub struct BatchLimits {
 }
 
 /// `POST ?batch=true`: a new batch holding the valid items, invisible until commit. Returns
-/// the batch id and the collection's (unchanged) last-modified.
+/// the batch id, the collection's (unchanged) last-modified and, with a quota, the bytes
+/// left (pending items count once committed).
 pub fn batch_create(
     db: &mut UserDb,
     name: &str,
@@ -555,12 +573,12 @@ pub fn batch_create(
     pre: Precondition,
     env: &Env,
     limits: BatchLimits,
-) -> Result<(i64, i64), StorageError> {
+) -> Result<(i64, i64, Option<i64>), StorageError> {
     let (tx, hw) = db.begin(true)?;
     let now = visible_now(env, *hw);
     let modified = collection(&tx, name)?.map_or(0, |c| c.1);
     pre.check(modified)?;
-    check_quota(&tx, env, now)?;
+    let used = check_quota(&tx, env, now)?;
     let id = loop {
         let candidate = (rand::random::<u64>() >> 2) as i64 + 1;
         let inserted = tx
@@ -574,11 +592,11 @@ pub fn batch_create(
     };
     add_batch_items(&tx, id, items, limits)?;
     tx.commit()?;
-    Ok((id, modified))
+    Ok((id, modified, remaining(env, used, &[])))
 }
 
 /// `POST ?batch=<id>`: merges more items into a live batch of this collection. Returns the
-/// collection's (unchanged) last-modified.
+/// collection's (unchanged) last-modified and, with a quota, the bytes left.
 pub fn batch_append(
     db: &mut UserDb,
     name: &str,
@@ -587,16 +605,16 @@ pub fn batch_append(
     pre: Precondition,
     env: &Env,
     limits: BatchLimits,
-) -> Result<i64, StorageError> {
+) -> Result<(i64, Option<i64>), StorageError> {
     let (tx, hw) = db.begin(true)?;
     let now = visible_now(env, *hw);
     let modified = collection(&tx, name)?.map_or(0, |c| c.1);
     pre.check(modified)?;
     require_live_batch(&tx, name, batch, env, limits)?;
-    check_quota(&tx, env, now)?;
+    let used = check_quota(&tx, env, now)?;
     add_batch_items(&tx, batch, items, limits)?;
     tx.commit()?;
-    Ok(modified)
+    Ok((modified, remaining(env, used, &[])))
 }
 
 /// `POST ?batch=<id>&commit=true`: applies the pending items, then this request's, with one

@@ -327,11 +327,29 @@ async fn quota_is_enforced_and_reported() {
     )
     .await
     .expect_error(403, "14");
-    // Deleting frees space again.
-    c.delete("/storage/xxx_col1/b").await.expect(200);
+    // Deleting frees space again, and every write response says how much is left.
+    let freed = c.delete("/storage/xxx_col1/b").await;
+    freed.expect(200);
+    assert_eq!(freed.header("x-weave-quota-remaining"), Some("1.00"));
     c.put("/storage/xxx_col1/c", r#"{"payload":"x"}"#)
         .await
         .expect(200);
+    let pending = c
+        .post(
+            "/storage/xxx_col2?batch=true",
+            r#"[{"id":"d","payload":"x"}]"#,
+        )
+        .await;
+    pending.expect(202);
+    assert_eq!(pending.header("x-weave-quota-remaining"), Some("1.00"));
+    let by_ids = c.delete("/storage/xxx_col1?ids=c").await;
+    assert_eq!(by_ids.header("x-weave-quota-remaining"), Some("1.00"));
+    let coll = c.delete("/storage/xxx_col1").await;
+    assert_eq!(coll.header("x-weave-quota-remaining"), Some("2.00"));
+    let all = c.delete("/storage").await;
+    assert_eq!(all.header("x-weave-quota-remaining"), Some("2.00"));
+    let user = c.delete("").await;
+    assert_eq!(user.header("x-weave-quota-remaining"), Some("2.00"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
