@@ -424,10 +424,16 @@ impl Settings {
     pub fn tokenserver_database_url(&self) -> String {
         match &self.tokenserver.database_url {
             Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}",
-                self.data_dir.join("tokenserver.db").display()
-            ),
+            // sqlx reads the part after `?` as options and percent-decodes the path, so
+            // those characters of the directory's name are escaped.
+            None => {
+                let path = self.data_dir.join("tokenserver.db").display().to_string();
+                let escaped = path
+                    .replace('%', "%25")
+                    .replace('?', "%3F")
+                    .replace('#', "%23");
+                format!("sqlite://{escaped}")
+            }
         }
     }
 

@@ -571,6 +571,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn derived_url_keeps_odd_data_dir_names() {
+        for dir in [
+            "/srv/sync?mode=ro",
+            "/srv/100%25",
+            "/srv/a#b",
+            "/srv/plain dir",
+        ] {
+            let settings = crate::config::Settings {
+                data_dir: dir.into(),
+                ..Default::default()
+            };
+            let url = settings.tokenserver_database_url();
+            let options = SqliteConnectOptions::from_str(&url).expect(&url);
+            let expected = std::path::Path::new(dir).join("tokenserver.db");
+            assert_eq!(options.get_filename(), expected, "{url}");
+        }
+    }
+
+    #[test]
     fn least_loaded_prefers_empty_then_lowest_ratio() {
         assert_eq!(least_loaded(&[]), None);
         assert_eq!(least_loaded(&[(1, 99, 100), (2, 90, 100)]), Some(2));
