@@ -170,7 +170,7 @@ impl FxaVerifier {
                     fxa_uid: claims.fxa_uid,
                     generation: claims.generation,
                 },
-                jwt_exp_ms(token).unwrap_or(self.clock.now_ms() + REMOTE_RESULT_TTL_MS),
+                self.cache_until(token),
             )),
             Err(e) if e.wants_remote_verify() => self.verify_remote(token).await,
             Err(e) => Err(VerifyError::Rejected(e.to_string())),
@@ -320,8 +320,14 @@ impl FxaVerifier {
                 fxa_uid: answer.user,
                 generation: answer.generation,
             },
-            self.clock.now_ms() + REMOTE_RESULT_TTL_MS,
+            self.cache_until(token),
         ))
+    }
+
+    /// How long a verified token may be served from the cache: until its own `exp` when
+    /// it is a JWT (whichever way it was verified), else `REMOTE_RESULT_TTL_MS`.
+    fn cache_until(&self, token: &str) -> i64 {
+        jwt_exp_ms(token).unwrap_or(self.clock.now_ms() + REMOTE_RESULT_TTL_MS)
     }
 }
 

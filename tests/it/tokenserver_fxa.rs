@@ -135,6 +135,27 @@ async fn jwt_without_usable_keys_falls_back_to_remote_verify() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_verified_jwt_is_cached_no_longer_than_its_exp() {
+    let ts = Ts::start().await;
+    ts.fxa.state.set_keys(&[]);
+    let jwt = rotated_key().sign(&claims(FXA_UID, Some(7), ts.now_secs() + 120));
+    ts.fxa.answer(
+        &jwt,
+        200,
+        json!({"user": FXA_UID, "client_id": "x", "scope": [OLDSYNC], "generation": 7}),
+    );
+    assert_eq!(token_with(&ts, &jwt).await.status, 200);
+    ts.tick(60_000);
+    assert_eq!(token_with(&ts, &jwt).await.status, 200);
+    assert_eq!(ts.fxa.verify_calls(), 1, "cached while the token lives");
+    // Past the token's exp (though within the 5 minutes for tokens without one), the
+    // cached answer is not used.
+    ts.tick(90_000);
+    token_with(&ts, &jwt).await;
+    assert_eq!(ts.fxa.verify_calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_jwt_is_cached_until_it_expires() {
     let ts = Ts::start().await;
     let jwt = ts.jwt(Some(1));
