@@ -74,3 +74,73 @@ async fn delete_by_fxa_uid_or_uid_removes_rows_and_files() {
     let again = ts.token(Some(3), 3, "cccc").await.uid();
     assert!(again > uid);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_refuses_storage_the_running_server_holds_open() {
+    let ts = Ts::start_with(|s| s.storage.max_open_databases = 1).await;
+    let pool = ts.db().await;
+    let uid = ts.token(Some(1), 1, "aaaa").await.uid();
+    // A write leaves the user's file open (and locked) in the server's pool.
+    let token = ts.srv.token_for(uid as u64);
+    let res = ts
+        .srv
+        .signed(
+            &token,
+            reqwest::Method::PUT,
+            &format!("/1.5/{uid}/storage/xxx_col1/a"),
+        )
+        .header("Content-Type", "application/json")
+        .body(r#"{"payload":"kept"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let path = user_db_path(&ts.srv.settings.data_dir, uid as u64);
+    let err = delete_user(&ts.srv.settings, &uid.to_string(), true)
+        .await
+        .unwrap_err();
+    assert!(err.contains("running syncserver"), "{err}");
+    // Nothing was deleted: not the file, not the row, not the data.
+    assert!(path.exists());
+    assert_eq!(rows(&pool, FXA_UID).await.len(), 1);
+    let res = ts
+        .srv
+        .signed(
+            &token,
+            reqwest::Method::GET,
+            &format!("/1.5/{uid}/storage/xxx_col1/a"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("kept"));
+
+    // Once another user's request evicts it, the server closes the file and lets go.
+    let other = ts.srv.token_for(999_999);
+    let res = ts
+        .srv
+        .signed(
+            &other,
+            reqwest::Method::PUT,
+            "/1.5/999999/storage/xxx_col1/a",
+        )
+        .header("Content-Type", "application/json")
+        .body(r#"{"payload":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut outcome = Err(String::new());
+    for _ in 0..50 {
+        outcome = delete_user(&ts.srv.settings, &uid.to_string(), true).await;
+        if outcome.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    outcome.unwrap();
+    assert!(!path.exists());
+    assert!(!path.with_extension("db-wal").exists());
+    assert!(rows(&pool, FXA_UID).await.is_empty());
+}
