@@ -134,16 +134,20 @@ pub fn configure_sqlite() {
     });
 }
 
-/// Issues the write timestamp of a request: after the clock and after every earlier write;
-/// persisted in the same transaction as the write.
+/// Issues the write timestamp of a request: after the clock and after every earlier write.
+/// It also becomes the storage last-modified, as every write changes the storage
+/// (`DELETE /storage` then resets that to 0); one statement persists both, in the same
+/// transaction as the write.
 pub fn next_timestamp(
     tx: &Transaction<'_>,
     high_water: &mut i64,
     now_ms: i64,
 ) -> Result<i64, StorageError> {
     let t = timestamp::next_write(now_ms, *high_water);
-    tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'high_water'")?
-        .execute([t])?;
+    tx.prepare_cached(
+        "UPDATE meta SET value = ?1 WHERE key IN ('high_water', 'storage_modified')",
+    )?
+    .execute([t])?;
     *high_water = t;
     Ok(t)
 }

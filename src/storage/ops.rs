@@ -64,7 +64,8 @@ fn collection(tx: &Transaction<'_>, name: &str) -> Result<Option<(i64, i64)>, St
         .optional()?)
 }
 
-/// Sets the collection's last-modified (creating it) and the storage last-modified to `t`.
+/// Sets the collection's last-modified to `t`, creating the collection. (`next_timestamp`
+/// already made `t` the storage last-modified.)
 fn touch_collection(tx: &Transaction<'_>, name: &str, t: i64) -> Result<i64, StorageError> {
     let id = tx
         .prepare_cached(
@@ -72,7 +73,6 @@ fn touch_collection(tx: &Transaction<'_>, name: &str, t: i64) -> Result<i64, Sto
              ON CONFLICT (name) DO UPDATE SET modified = excluded.modified RETURNING id",
         )?
         .query_row(params![name, t], |r| r.get(0))?;
-    set_storage_modified(tx, t)?;
     Ok(id)
 }
 
@@ -81,34 +81,33 @@ fn touch_collection(tx: &Transaction<'_>, name: &str, t: i64) -> Result<i64, Sto
 /// at the write's timestamp `t`.
 fn apply_bso(tx: &Transaction<'_>, coll: i64, bso: &BsoIn, t: i64) -> Result<(), StorageError> {
     let size = bso.payload.as_ref().map(|p| p.len() as i64);
-    let updated = tx
-        .prepare_cached(
-            "UPDATE bso SET
-                payload = coalesce(?3, payload),
-                payload_size = coalesce(?4, payload_size),
-                sortindex = coalesce(?5, sortindex),
-                expiry = CASE WHEN ?6 IS NULL THEN expiry ELSE ?7 + ?6 * 1000 END,
-                modified = CASE WHEN ?3 IS NULL AND ?5 IS NULL THEN modified ELSE ?7 END
-             WHERE collection = ?1 AND id = ?2 AND (expiry IS NULL OR expiry > ?8)",
-        )?
-        .execute(params![
-            coll,
-            bso.id,
-            bso.payload,
-            size,
-            bso.sortindex,
-            bso.ttl,
-            t,
-            t
-        ])?;
-    if updated == 0 {
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO bso (collection, id, sortindex, modified, payload, payload_size, expiry)
-             VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, 0),
-                     CASE WHEN ?7 IS NULL THEN NULL ELSE ?4 + ?7 * 1000 END)",
-        )?
-        .execute(params![coll, bso.id, bso.sortindex, t, bso.payload, size, bso.ttl])?;
-    }
+    // One upsert: the SET expressions see the existing row, so `live` tells an update of a
+    // live row (unsent fields kept) from the replacement of an expired one (defaults).
+    tx.prepare_cached(
+        "INSERT INTO bso (collection, id, sortindex, modified, payload, payload_size, expiry)
+         VALUES (?1, ?2, ?5, ?7, coalesce(?3, ''), coalesce(?4, 0),
+                 CASE WHEN ?6 IS NULL THEN NULL ELSE ?7 + ?6 * 1000 END)
+         ON CONFLICT (collection, id) DO UPDATE SET
+            payload = CASE WHEN expiry IS NULL OR expiry > ?7
+                THEN coalesce(?3, payload) ELSE coalesce(?3, '') END,
+            payload_size = CASE WHEN expiry IS NULL OR expiry > ?7
+                THEN coalesce(?4, payload_size) ELSE coalesce(?4, 0) END,
+            sortindex = CASE WHEN expiry IS NULL OR expiry > ?7
+                THEN coalesce(?5, sortindex) ELSE ?5 END,
+            expiry = CASE WHEN ?6 IS NOT NULL THEN ?7 + ?6 * 1000
+                WHEN expiry IS NULL OR expiry > ?7 THEN expiry ELSE NULL END,
+            modified = CASE WHEN (expiry IS NULL OR expiry > ?7) AND ?3 IS NULL AND ?5 IS NULL
+                THEN modified ELSE ?7 END",
+    )?
+    .execute(params![
+        coll,
+        bso.id,
+        bso.payload,
+        size,
+        bso.sortindex,
+        bso.ttl,
+        t
+    ])?;
     Ok(())
 }
 
@@ -161,11 +160,21 @@ pub fn info_collections(
         return Ok((Vec::new(), 0));
     };
     let (tx, _) = db.begin(false)?;
-    let ts = storage_modified(&tx)?;
-    let mut stmt = tx.prepare_cached("SELECT name, modified FROM collections ORDER BY name")?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
+    // One statement for both (a cold file prepares every statement afresh): the storage
+    // last-modified comes first, as the row without a name.
+    let mut stmt = tx.prepare_cached(
+        "SELECT NULL, value FROM meta WHERE key = 'storage_modified'
+         UNION ALL SELECT name, modified FROM collections ORDER BY 1",
+    )?;
+    let mut ts = 0;
+    let mut rows = Vec::new();
+    let mut query = stmt.query([])?;
+    while let Some(r) = query.next()? {
+        match r.get::<_, Option<String>>(0)? {
+            Some(name) => rows.push((name, r.get(1)?)),
+            None => ts = r.get(1)?,
+        }
+    }
     Ok((rows, ts))
 }
 
@@ -482,7 +491,6 @@ pub fn delete_collection(
             tx.prepare_cached("DELETE FROM collections WHERE id = ?1")?
                 .execute([coll])?;
             delete_batches_of(&tx, name)?;
-            set_storage_modified(&tx, t)?;
         }
     }
     let quota_remaining = quota_left(&tx, env, visible_now(env, t))?;
@@ -764,4 +772,90 @@ fn totals_with_commit(
         }
     }
     Ok((records, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SqliteSynchronous;
+
+    /// The stored row: (payload, payload_size, sortindex, modified, expiry).
+    type Row = (String, i64, Option<i64>, i64, Option<i64>);
+
+    fn row(tx: &Transaction<'_>, id: &str) -> Option<Row> {
+        tx.query_row(
+            "SELECT payload, payload_size, sortindex, modified, expiry FROM bso
+             WHERE collection = 1 AND id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()
+        .expect("read")
+    }
+
+    /// §4.5 stated directly: a live row keeps what the write does not send (and its
+    /// `modified` on a ttl-only write); a missing or expired row starts from defaults.
+    fn expected(old: Option<&Row>, bso: &BsoIn, t: i64) -> Row {
+        let expiry = bso.ttl.map(|ttl| t + ttl * 1000);
+        let size = bso.payload.as_ref().map(|p| p.len() as i64);
+        match old.filter(|o| o.4.is_none_or(|e| e > t)) {
+            Some(o) => (
+                bso.payload.clone().unwrap_or(o.0.clone()),
+                size.unwrap_or(o.1),
+                bso.sortindex.or(o.2),
+                if bso.payload.is_none() && bso.sortindex.is_none() {
+                    o.3
+                } else {
+                    t
+                },
+                expiry.or(o.4),
+            ),
+            None => (
+                bso.payload.clone().unwrap_or_default(),
+                size.unwrap_or(0),
+                bso.sortindex,
+                t,
+                expiry,
+            ),
+        }
+    }
+
+    #[test]
+    fn apply_bso_follows_the_write_rules_for_every_field_combination() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db =
+            UserDb::open(&dir.path().join("1.db"), SqliteSynchronous::Normal, 0).expect("open");
+        let (tx, _) = db.begin(true).expect("begin");
+        let (t0, t) = (1_000_000, 2_000_000);
+        let mut case = 0;
+        // The existing row: none, live without expiry, live with expiry, expired.
+        for existing in [None, Some(None), Some(Some(t + 5_000)), Some(Some(t))] {
+            for payload in [None, Some("new payload")] {
+                for sortindex in [None, Some(7)] {
+                    for ttl in [None, Some(0), Some(60)] {
+                        case += 1;
+                        let id = format!("c{case}");
+                        if let Some(expiry) = existing {
+                            tx.execute(
+                                "INSERT INTO bso (collection, id, sortindex, modified, payload,
+                                 payload_size, expiry) VALUES (1, ?1, 3, ?2, 'old', 3, ?3)",
+                                params![id, t0, expiry],
+                            )
+                            .expect("seed");
+                        }
+                        let old = row(&tx, &id);
+                        let bso = BsoIn {
+                            id: id.clone(),
+                            payload: payload.map(str::to_string),
+                            sortindex,
+                            ttl,
+                        };
+                        apply_bso(&tx, 1, &bso, t).expect("apply");
+                        let got = row(&tx, &id).expect("row written");
+                        assert_eq!(got, expected(old.as_ref(), &bso, t), "{existing:?} {bso:?}");
+                    }
+                }
+            }
+        }
+    }
 }
