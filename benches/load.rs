@@ -17,7 +17,12 @@
 //! Run: `cargo bench --bench load -- --users 10000 --active 100 --requests 30000`
 //! Options: --users N (default 100), --active N (default min(users, 100)),
 //! --requests N (incremental phase, default 20000), --synchronous full|normal (default full),
-//! --data-dir D (keep the data there) with --skip-first-sync (reuse it).
+//! --data-dir D (keep the data there) with --skip-first-sync (reuse it), --rate R.
+//!
+//! By default the incremental clients send back to back, so the server is saturated and
+//! latency is mostly queueing: with C clients, p50 ≈ C / throughput. `--rate R` offers R
+//! requests/s instead (sessions start on a fixed schedule, whoever is free takes the next),
+//! which shows the latency at a load below capacity.
 //! `LOAD_BENCH_SERVER=path` benchmarks that server binary instead of this build's.
 
 use std::collections::HashMap;
@@ -43,6 +48,8 @@ struct Options {
     data_dir: Option<String>,
     /// Skip the first-sync phase (with `--data-dir` already holding those users).
     skip_first_sync: bool,
+    /// Offered load of the incremental phase (requests/s); unset = as fast as possible.
+    rate: Option<f64>,
 }
 
 fn options() -> Options {
@@ -65,6 +72,9 @@ fn options() -> Options {
         synchronous: value("--synchronous").unwrap_or_else(|| "full".into()),
         data_dir: value("--data-dir"),
         skip_first_sync: args.iter().any(|a| a == "--skip-first-sync"),
+        rate: value("--rate")
+            .and_then(|v| v.parse().ok())
+            .filter(|r: &f64| *r > 0.0),
     }
 }
 
@@ -549,17 +559,37 @@ async fn incremental_phase(
     users: &Arc<Vec<Arc<User>>>,
     server: &ServerProcess,
 ) {
-    let title = "incremental syncs (info/collections, GET newer, POST 1-5 records)";
-    run_phase(title, client, server, || {
+    let title = match opts.rate {
+        Some(r) => format!(
+            "incremental syncs (info/collections, GET newer, POST 1-5 records) offered at {r} req/s"
+        ),
+        None => "incremental syncs (info/collections, GET newer, POST 1-5 records)".to_string(),
+    };
+    // With a rate, session k starts at k × interval (a session is about 3 requests).
+    let schedule = opts
+        .rate
+        .map(|r| (Instant::now(), Duration::from_secs_f64(3.0 / r)));
+    let late = Arc::new(AtomicU64::new(0));
+    run_phase(&title, client, server, || {
         let sent = Arc::new(AtomicU64::new(0));
+        let next_session = Arc::new(AtomicU64::new(0));
         (0..opts.active)
             .map(|task| {
                 let (client, users, sent) = (client.clone(), users.clone(), sent.clone());
+                let (next_session, late) = (next_session.clone(), late.clone());
                 let budget = opts.requests;
                 tokio::spawn(async move {
                     let mut x = task.wrapping_mul(2654435761).wrapping_add(12345);
                     let mut round = 0;
                     while sent.load(Ordering::Relaxed) < budget {
+                        if let Some((start, interval)) = schedule {
+                            let k = next_session.fetch_add(1, Ordering::Relaxed) as u32;
+                            let due = start + interval * k;
+                            tokio::time::sleep_until(due.into()).await;
+                            if due.elapsed() > Duration::from_millis(10) {
+                                late.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
                         x ^= x << 13;
                         x ^= x >> 7;
                         x ^= x << 17;
@@ -573,4 +603,10 @@ async fn incremental_phase(
             .collect()
     })
     .await;
+    if schedule.is_some() {
+        println!(
+            "sessions that started over 10 ms late (every client busy): {}",
+            late.load(Ordering::Relaxed)
+        );
+    }
 }
