@@ -125,6 +125,8 @@ pub struct StorageSettings {
     pub sqlite_synchronous: SqliteSynchronous,
     /// Seconds an uncommitted batch lives.
     pub max_batch_ttl: u64,
+    /// Seconds a request body may go without sending data before it is refused (408).
+    pub body_timeout: u64,
     /// Seconds between background purges of expired records and batches.
     pub purge_interval: u64,
     /// Free space (KiB) in a user file above which the purge runs an incremental vacuum.
@@ -146,6 +148,7 @@ impl Default for StorageSettings {
             max_open_databases: 256,
             sqlite_synchronous: SqliteSynchronous::Full,
             max_batch_ttl: 7200,
+            body_timeout: 60,
             purge_interval: 3600,
             vacuum_threshold_kb: 1024,
             quota_bytes: 0,
@@ -385,6 +388,7 @@ impl Settings {
             ("storage.hawk_max_skew", s.hawk_max_skew),
             ("storage.max_open_databases", s.max_open_databases as u64),
             ("storage.max_batch_ttl", s.max_batch_ttl),
+            ("storage.body_timeout", s.body_timeout),
             ("storage.purge_interval", s.purge_interval),
             ("storage.max_post_records", s.max_post_records),
             ("storage.max_post_bytes", s.max_post_bytes),

@@ -34,6 +34,9 @@ pub enum StorageError {
     PreconditionFailed { last_modified: i64 },
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The body stopped arriving.
+    #[error("request body timed out")]
+    BodyTimeout,
     #[error("unsupported content type")]
     UnsupportedMediaType,
     #[error("not acceptable")]
@@ -78,6 +81,7 @@ impl ResponseError for StorageError {
             StorageError::NotModified { .. } => StatusCode::NOT_MODIFIED,
             StorageError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             StorageError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            StorageError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             StorageError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             StorageError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             StorageError::OverQuota => StatusCode::FORBIDDEN,
@@ -92,6 +96,7 @@ impl ResponseError for StorageError {
                 tracing::debug!(%reason, "storage request refused")
             }
             StorageError::Unavailable(cause) => tracing::warn!(%cause, "storage unavailable"),
+            StorageError::BodyTimeout => tracing::info!("request body stopped arriving"),
             StorageError::Internal(cause) => tracing::error!(%cause, "storage internal error"),
             _ => {}
         }
@@ -178,6 +183,7 @@ mod tests {
         let cases = [
             (StorageError::invalid_bso(), 400, "8"),
             (StorageError::PayloadTooLarge, 413, "17"),
+            (StorageError::BodyTimeout, 408, "0"),
             (StorageError::OverQuota, 403, "14"),
             (StorageError::Unauthorized("x".into()), 401, "0"),
             (StorageError::NotFound, 404, "0"),

@@ -2,6 +2,8 @@
 //! authenticates, parses its inputs, calls one `ops` function on the user's database and
 //! builds the response; errors become responses in `error.rs`.
 
+use std::time::Duration;
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
@@ -183,12 +185,17 @@ async fn read_body(
     mut payload: web::Payload,
     declared: u64,
     limit: u64,
+    idle: Duration,
 ) -> Result<web::Bytes, StorageError> {
     const PREALLOCATE_MAX: u64 = 256 * 1024;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     // `declared` is within `limit` already (`check_content_length`).
     let mut buf = web::BytesMut::with_capacity(declared.min(PREALLOCATE_MAX) as usize);
-    while let Some(chunk) = payload.next().await {
+    // A client that stops sending would otherwise hold its connection and buffer forever.
+    while let Some(chunk) = tokio::time::timeout(idle, payload.next())
+        .await
+        .map_err(|_| StorageError::BodyTimeout)?
+    {
         let chunk = chunk.map_err(|_| StorageError::bad_request())?;
         if buf.len() + chunk.len() > limit {
             return Err(StorageError::PayloadTooLarge);
@@ -208,7 +215,8 @@ async fn authed_body(
     let limit = storage.settings().max_request_bytes;
     let declared = check_content_length(req, limit)?;
     let hawk = authenticate(req, storage, uid, Expiry::Strict)?;
-    let body = read_body(payload, declared, limit).await?;
+    let idle = Duration::from_secs(storage.settings().body_timeout);
+    let body = read_body(payload, declared, limit, idle).await?;
     check_body_hash(req, &hawk, &body)?;
     Ok(body)
 }

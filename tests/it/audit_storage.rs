@@ -865,3 +865,24 @@ async fn empty_ids_parameter_means_no_filter() {
     d.expect(200);
     assert_eq!(c.get("/info/collections").await.body, "{}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_upload_is_408_after_body_timeout() {
+    let srv = TestServer::start_with(|s| s.storage.body_timeout = 1).await;
+    let c = Client::new(&srv, 116);
+    let before = seed(&c).await;
+    let path = c.path("/storage/xxx_col1/keep");
+    let auth = srv.hawk(&c.token, "PUT", &path);
+    // Declares 1000 bytes, sends 11, then neither sends more nor closes.
+    let req = format!(
+        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"payload\":",
+        srv.addr.port()
+    );
+    let started = std::time::Instant::now();
+    let res = raw(&srv, req.into_bytes()).await;
+    assert!(res.starts_with("HTTP/1.1 408"), "{res}");
+    assert!(res.ends_with("\r\n\r\n0"), "{res}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    intact(&c, &before).await;
+}
