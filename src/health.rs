@@ -61,8 +61,11 @@ impl HealthProbe for DataDirProbe {
                 // (the second delete would fail and report a healthy directory as broken).
                 let n = PROBE_SEQ.fetch_add(1, Ordering::Relaxed);
                 let path = dir.join(format!(".heartbeat-{}-{n}", std::process::id()));
-                std::fs::write(&path, b"ok")
-                    .and_then(|()| std::fs::remove_file(&path))
+                let written = std::fs::write(&path, b"ok");
+                // Removed even when the write failed half-way (a full disk leaves it empty).
+                let removed = std::fs::remove_file(&path);
+                written
+                    .and(removed)
                     .map_err(|e| format!("{} is not writable: {e}", dir.display()))
             })
             .await
