@@ -886,3 +886,26 @@ async fn stalled_upload_is_408_after_body_timeout() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     intact(&c, &before).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_accept_header_gets_json() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 117);
+    seed(&c).await;
+    let path = c.path("/storage/xxx_col1");
+    let auth = srv.hawk(&c.token, "GET", &path);
+    // Raw, because HTTP client libraries add `Accept: */*` on their own.
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {auth}\r\n\
+         Connection: close\r\n\r\n",
+        srv.addr.port()
+    );
+    let res = raw(&srv, req.into_bytes()).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    let lower = res.to_ascii_lowercase();
+    assert!(
+        lower.contains("\r\ncontent-type: application/json\r\n"),
+        "{res}"
+    );
+    assert!(res.ends_with(r#"["keep"]"#), "{res}");
+}

@@ -155,7 +155,12 @@ async fn if_modified_since_on_every_info_endpoint() {
         .await;
     let t2 = second.ts("x-last-modified");
     assert!(t2 > t1);
-    for ep in ["/info/collections", "/info/collection_counts"] {
+    for ep in [
+        "/info/collections",
+        "/info/quota",
+        "/info/collection_usage",
+        "/info/collection_counts",
+    ] {
         let old = crate::storage_support::send(
             c.req(reqwest::Method::GET, ep)
                 .header("X-If-Modified-Since", ts_str(t1)),

@@ -395,6 +395,14 @@ async fn zero_iv_refused_only_in_crypto() {
         .await
         .expect_error(400, "8");
     c.put("/storage/xxx_col1/keys", &body).await.expect(200);
+    let posted = c
+        .post_json(
+            "/storage/xxx_col1",
+            &json!([{"id": "k", "payload": payload}]),
+        )
+        .await;
+    posted.expect(200);
+    assert_eq!(posted.json()["success"], json!(["k"]));
     assert_eq!(c.get("/storage/crypto").await.body, "[]");
 }
 
