@@ -242,6 +242,7 @@ impl Inner {
                 empty.insert(opened)
             }
         };
+        db.count_use();
         let result = f(Some(db));
         let disk_fault = matches!(&result, Err(e) if e.is_disk_fault());
         if disk_fault || !tracked {
