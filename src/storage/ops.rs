@@ -640,8 +640,12 @@ pub fn batch_commit(
     let now = visible_now(env, *hw);
     pre.check(collection(&tx, name)?.map_or(0, |c| c.1))?;
     require_live_batch(&tx, name, batch, env, limits)?;
-    let (records, bytes) = totals_with_commit(&tx, batch, items)?;
-    check_batch_totals(records, bytes, limits)?;
+    // The commit's own items count like an append's.
+    let (records, bytes): (i64, i64) = tx
+        .prepare_cached("SELECT total_records, total_bytes FROM batches WHERE id = ?1")?
+        .query_row([batch], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (more_records, more_bytes) = merge_delta(&tx, batch, items)?;
+    check_batch_totals((records + more_records, bytes + more_bytes), limits)?;
     let used = check_quota(&tx, env, now)?;
     let t = next_timestamp(&tx, hw, env.now)?;
     let coll = touch_collection(&tx, name, t)?;
@@ -708,6 +712,8 @@ fn add_batch_items(
             payload_size = coalesce(excluded.payload_size, payload_size),
             ttl = coalesce(excluded.ttl, ttl)",
     )?;
+    // Measured before the merge changes the pending rows.
+    let (records, bytes) = merge_delta(tx, batch, items)?;
     for bso in items {
         let size = bso.payload.as_ref().map(|p| p.len() as i64);
         stmt.execute(params![
@@ -719,52 +725,36 @@ fn add_batch_items(
             bso.ttl
         ])?;
     }
-    // Counted from the merged pending set, so an id sent twice counts once. (The
-    // `batches.total_*` columns of schema v1 are no longer kept up to date.)
-    let (records, bytes) = pending_totals(tx, batch)?;
-    check_batch_totals(records, bytes, limits)
-}
-
-/// Records and payload bytes pending in a batch.
-fn pending_totals(tx: &Transaction<'_>, batch: i64) -> Result<(u64, u64), StorageError> {
-    let (records, bytes): (i64, i64) = tx
+    let totals: (i64, i64) = tx
         .prepare_cached(
-            "SELECT count(*), coalesce(sum(payload_size), 0) FROM batch_items WHERE batch = ?1",
+            "UPDATE batches SET total_records = total_records + ?2, total_bytes = total_bytes + ?3
+             WHERE id = ?1 RETURNING total_records, total_bytes",
         )?
-        .query_row([batch], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok((records.max(0) as u64, bytes.max(0) as u64))
+        .query_row(params![batch, records, bytes], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    check_batch_totals(totals, limits)
 }
 
-/// §4.8 recommends enforcing `max_total_records` / `max_total_bytes` on append and commit.
-fn check_batch_totals(records: u64, bytes: u64, limits: BatchLimits) -> Result<(), StorageError> {
-    if records > limits.max_total_records || bytes > limits.max_total_bytes {
-        return Err(StorageError::BadRequest(WEAVE_SIZE_LIMIT));
-    }
-    Ok(())
-}
-
-/// The batch's totals once the commit request's own items are merged in: an item that
-/// replaces a pending one counts once, with its own payload if it has one.
-fn totals_with_commit(
+/// What merging `items` into a batch's pending set adds to its totals: an item that
+/// replaces a pending one adds no record, and only the difference of its payload's size if
+/// it sends a payload (so re-sent ids count once).
+fn merge_delta(
     tx: &Transaction<'_>,
     batch: i64,
     items: &[BsoIn],
-) -> Result<(u64, u64), StorageError> {
-    let (mut records, mut bytes) = pending_totals(tx, batch)?;
+) -> Result<(i64, i64), StorageError> {
     let mut pending = tx.prepare_cached(
         "SELECT coalesce(payload_size, 0) FROM batch_items WHERE batch = ?1 AND id = ?2",
     )?;
+    let (mut records, mut bytes) = (0i64, 0i64);
     for bso in items {
-        let size = bso.payload.as_ref().map(|p| p.len() as u64);
+        let size = bso.payload.as_ref().map(|p| p.len() as i64);
         match pending
             .query_row(params![batch, bso.id], |r| r.get::<_, i64>(0))
             .optional()?
         {
-            Some(old) => {
-                if let Some(size) = size {
-                    bytes = (bytes + size).saturating_sub(old.max(0) as u64);
-                }
-            }
+            Some(old) => bytes += size.map_or(0, |size| size - old),
             None => {
                 records += 1;
                 bytes += size.unwrap_or(0);
@@ -772,6 +762,19 @@ fn totals_with_commit(
         }
     }
     Ok((records, bytes))
+}
+
+/// §4.8 recommends enforcing `max_total_records` / `max_total_bytes` on append and commit.
+fn check_batch_totals(
+    (records, bytes): (i64, i64),
+    limits: BatchLimits,
+) -> Result<(), StorageError> {
+    if records.max(0) as u64 > limits.max_total_records
+        || bytes.max(0) as u64 > limits.max_total_bytes
+    {
+        return Err(StorageError::BadRequest(WEAVE_SIZE_LIMIT));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
