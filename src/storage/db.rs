@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 
 use super::error::StorageError;
 use super::timestamp;
@@ -236,6 +236,29 @@ fn open_connection(
          PRAGMA foreign_keys = OFF;"
     ))?;
     Ok(conn)
+}
+
+/// How long the command-line tools wait for a file a running server holds open.
+pub const HELD_FILE_WAIT: Duration = Duration::from_millis(200);
+
+/// Takes the write lock of a user's file for this process. `Err` when another connection
+/// holds it: a running server keeps its open files locked (exclusive locking mode). A file
+/// that is missing or not a database is nobody's, and gives `Ok(None)`.
+pub fn claim_file(path: &Path) -> Result<Option<Connection>, ()> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let Ok(conn) = Connection::open_with_flags(path, flags) else {
+        return Ok(None);
+    };
+    let claimed = conn
+        .busy_timeout(HELD_FILE_WAIT)
+        .and_then(|()| conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN IMMEDIATE;"));
+    match claimed {
+        Ok(()) => Ok(Some(conn)),
+        Err(e) => match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Err(()),
+            _ => Ok(None),
+        },
+    }
 }
 
 /// Creates the folders above a user's file.

@@ -319,7 +319,7 @@ pub async fn delete_user_offline(settings: &Settings, uid: u64) -> Result<(), St
     let path = user_db_path(&settings.data_dir, uid);
     tokio::task::spawn_blocking(move || {
         // Held until the files are gone, so a server cannot open the file in between.
-        let _claim = claim_file(&path).map_err(|()| {
+        let _claim = db::claim_file(&path).map_err(|()| {
             format!(
                 "user {uid}'s storage is open in a running syncserver; stop the server \
                  (or wait until the user has been idle for a while) and try again"
@@ -329,27 +329,6 @@ pub async fn delete_user_offline(settings: &Settings, uid: u64) -> Result<(), St
     })
     .await
     .map_err(|e| format!("delete of user {uid} did not finish: {e}"))?
-}
-
-/// Takes the write lock of a user's file for this process. `Err` when another connection
-/// holds it: a running server keeps its open files locked (exclusive locking mode). A file
-/// that is missing or not a database is nobody's, and gives `Ok(None)`.
-fn claim_file(path: &Path) -> Result<Option<rusqlite::Connection>, ()> {
-    use rusqlite::{Connection, ErrorCode, OpenFlags};
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let Ok(conn) = Connection::open_with_flags(path, flags) else {
-        return Ok(None);
-    };
-    let claimed = conn
-        .busy_timeout(std::time::Duration::from_millis(200))
-        .and_then(|()| conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN IMMEDIATE;"));
-    match claimed {
-        Ok(()) => Ok(Some(conn)),
-        Err(e) => match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Err(()),
-            _ => Ok(None),
-        },
-    }
 }
 
 /// `<data_dir>/storage/<d1>/<d2>/<uid>.db`: d1 = last two digits of the uid, d2 = the two

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusqlite::{Connection, params};
 
 use super::Inner;
-use super::db::UserDb;
+use super::db::{HELD_FILE_WAIT, UserDb, claim_file};
 use super::error::StorageError;
 use super::pool::lock;
 use crate::clock::{Clock, SystemClock};
@@ -22,16 +22,6 @@ use crate::config::Settings;
 const TOP_FOLDERS: u64 = 100;
 /// At most this many expired rows are deleted per user per background visit.
 const MAX_ROWS_PER_VISIT: i64 = 5_000;
-
-/// How long `syncserver purge` waits for a file the running server holds open.
-const CLI_BUSY: Duration = Duration::from_millis(200);
-
-/// Whether another process holds the file (a running server keeps its open files locked).
-fn is_locked(path: &Path) -> bool {
-    Connection::open(path)
-        .and_then(|c| c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;"))
-        .is_err()
-}
 
 /// What one purge removed.
 #[derive(Debug, Default, Clone, Copy)]
@@ -201,7 +191,7 @@ pub fn purge_all_blocking(settings: &Settings) -> Result<String, String> {
     let mut in_use = 0u64;
     for d1 in 0..TOP_FOLDERS {
         for (uid, path) in users_in(&storage_dir, d1) {
-            let opened = UserDb::open_with_timeout(&path, s.sqlite_synchronous, 0, CLI_BUSY);
+            let opened = UserDb::open_with_timeout(&path, s.sqlite_synchronous, 0, HELD_FILE_WAIT);
             let result = opened.and_then(|mut db| {
                 db.fold_wal_on_close();
                 purge_db(
@@ -215,7 +205,7 @@ pub fn purge_all_blocking(settings: &Settings) -> Result<String, String> {
             match result {
                 Ok(p) => total.add(p),
                 // A running server holds the files of its active users; it purges those itself.
-                Err(StorageError::Unavailable(_)) if is_locked(&path) => in_use += 1,
+                Err(StorageError::Unavailable(_)) if claim_file(&path).is_err() => in_use += 1,
                 Err(e) => {
                     failures += 1;
                     eprintln!("syncserver: purge of user {uid} failed: {e}");

@@ -353,6 +353,21 @@ async fn quota_is_enforced_and_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_command_skips_files_the_server_holds_open() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 55);
+    c.post("/storage/xxx_col1", r#"[{"id":"a","payload":"x"}]"#)
+        .await
+        .expect(200);
+    let report = syncserver::storage::purge_all(&srv.settings)
+        .await
+        .expect("a held file is not a failure");
+    assert!(report.contains("purged 0 user files"), "{report}");
+    assert!(report.contains("skipped 1 user files in use"), "{report}");
+    assert_eq!(c.get("/storage/xxx_col1").await.ids(), ["a"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purge_command_removes_expired_records_and_stale_batches() {
     // One open file at a time: touching user 99 closes user 54's file, as happens to
     // idle users of a busy server.
