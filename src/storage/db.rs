@@ -35,8 +35,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct UserDb {
     pub conn: Connection,
     high_water: i64,
-    /// Fold the WAL into the database on close whatever its size.
-    fold_on_close: bool,
+    /// What the close does with the WAL.
+    on_close: OnClose,
     /// Requests served, up to `WARM_AFTER_USES`.
     uses: u32,
 }
@@ -64,7 +64,7 @@ impl UserDb {
         Ok(UserDb {
             conn,
             high_water: stored.max(floor),
-            fold_on_close: false,
+            on_close: OnClose::BySize,
             uses: 0,
         })
     }
@@ -72,7 +72,13 @@ impl UserDb {
     /// Makes the close fold the WAL into the database and truncate it, leaving the file
     /// self-contained: for users gone idle (the purge's visit) and at shutdown.
     pub fn fold_wal_on_close(&mut self) {
-        self.fold_on_close = true;
+        self.on_close = OnClose::Fold;
+    }
+
+    /// Makes the close leave the WAL as it is, for a file about to be deleted: folding it
+    /// in first would be writes and fsyncs for nothing.
+    pub fn keep_wal_on_close(&mut self) {
+        self.on_close = OnClose::Keep;
     }
 
     fn wal_len(&self) -> u64 {
@@ -118,12 +124,25 @@ impl UserDb {
     }
 }
 
+/// What closing a connection does with its WAL.
+enum OnClose {
+    /// Fold it in when it has grown past `WAL_KEEP_BYTES`.
+    BySize,
+    Fold,
+    Keep,
+}
+
 impl Drop for UserDb {
-    /// Connections close without a checkpoint (see `open_connection`) unless the WAL has
-    /// grown past `WAL_KEEP_BYTES` or the caller asked for a fold; then SQLite checkpoints
-    /// and truncates the WAL as the connection closes.
+    /// Connections close without a checkpoint (see `open_connection`) unless `on_close`
+    /// asks for a fold; then SQLite checkpoints and truncates the WAL as the connection
+    /// closes.
     fn drop(&mut self) {
-        if (self.fold_on_close || self.wal_len() > WAL_KEEP_BYTES)
+        let fold = match self.on_close {
+            OnClose::BySize => self.wal_len() > WAL_KEEP_BYTES,
+            OnClose::Fold => true,
+            OnClose::Keep => false,
+        };
+        if fold
             && let Err(e) = self
                 .conn
                 .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
@@ -414,6 +433,20 @@ mod tests {
         assert!(wal_len(&path) > WAL_KEEP_BYTES);
         drop(db);
         assert_eq!(wal_len(&path), 0, "checkpointed and truncated");
+        assert_eq!(count(&path), 40);
+    }
+
+    #[test]
+    fn keep_on_close_leaves_even_a_large_wal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("1.db");
+        let mut db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        insert(&db, 0, 40, 3000);
+        let before = wal_len(&path);
+        assert!(before > WAL_KEEP_BYTES);
+        db.keep_wal_on_close();
+        drop(db);
+        assert_eq!(wal_len(&path), before, "not folded in");
         assert_eq!(count(&path), 40);
     }
 

@@ -273,7 +273,10 @@ impl Inner {
             pre.check(db.map_or(Ok(0), ops::storage_last_modified)?)?;
         }
         self.info.forget(uid);
-        let high_water = guard.take().or(closed).map_or(0, |db| db.high_water());
+        let high_water = guard.take().or(closed).map_or(0, |mut db| {
+            db.keep_wal_on_close();
+            db.high_water()
+        });
         {
             let mut floors = lock(&self.floors);
             let floor = floors.entry(uid).or_insert(0);
