@@ -559,12 +559,10 @@ async fn incremental_phase(
     users: &Arc<Vec<Arc<User>>>,
     server: &ServerProcess,
 ) {
-    let title = match opts.rate {
-        Some(r) => format!(
-            "incremental syncs (info/collections, GET newer, POST 1-5 records) offered at {r} req/s"
-        ),
-        None => "incremental syncs (info/collections, GET newer, POST 1-5 records)".to_string(),
-    };
+    let mut title = "incremental syncs (info/collections, GET newer, POST 1-5 records)".to_string();
+    if let Some(r) = opts.rate {
+        title.push_str(&format!(" offered at {r} req/s"));
+    }
     // With a rate, session k starts at k × interval (a session is about 3 requests).
     let schedule = opts
         .rate

@@ -687,8 +687,7 @@ async fn delete_user(req: HttpRequest, storage: web::Data<Storage>) -> Answer {
     authenticate(&req, &storage, uid, Expiry::Strict)?;
     let pre = Precondition::from_request(&req)?;
     storage.delete_user_if(uid, pre).await?;
-    let quota = storage.settings().quota_bytes;
-    let left = (quota > 0).then_some(quota as i64);
+    let left = env(&storage).whole_quota();
     Ok(with_quota(json(StatusCode::OK, "{}".into(), 0), left))
 }
 

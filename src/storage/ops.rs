@@ -51,6 +51,13 @@ pub struct Env {
     pub quota: u64,
 }
 
+impl Env {
+    /// With a quota, the bytes left to a user who stores nothing.
+    pub fn whole_quota(&self) -> Option<i64> {
+        (self.quota > 0).then_some(self.quota as i64)
+    }
+}
+
 /// Expiry is judged against the later of the clock and the last write, so an item written
 /// with ttl 0 is invisible at once even when the clock stands still.
 fn visible_now(env: &Env, high_water: i64) -> i64 {
@@ -549,7 +556,7 @@ pub fn delete_storage(
     tx.commit()?;
     Ok(Written {
         t,
-        quota_remaining: (env.quota > 0).then_some(env.quota as i64),
+        quota_remaining: env.whole_quota(),
     })
 }
 

@@ -45,6 +45,17 @@ fn two_decimals(v: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && f.len() == 2
 }
 
+/// The start of a raw request to `c`'s `rest`, signed for `c`: the request line, `Host` and
+/// `Authorization`; the caller adds the other headers, the blank line and any body.
+fn signed_head(srv: &TestServer, c: &Client<'_>, method: &str, rest: &str) -> String {
+    let path = c.path(rest);
+    let auth = srv.hawk(&c.token, method, &path);
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {auth}\r\n",
+        srv.addr.port()
+    )
+}
+
 /// Sends raw bytes to the server and returns the raw response (the connection is closed by
 /// the request's `Connection: close`, or by the server after an error).
 async fn raw(srv: &TestServer, request: Vec<u8>) -> String {
@@ -236,15 +247,11 @@ async fn chunked_body_over_max_request_bytes_is_413_17() {
     let srv = TestServer::start_with(|s| s.storage.max_request_bytes = 4096).await;
     let c = Client::new(&srv, 104);
     let before = seed(&c).await;
-    let path = c.path("/storage/xxx_col1");
-    let auth = srv.hawk(&c.token, "POST", &path);
     let body = json!([{"id": "keep", "payload": "y".repeat(10_000)}]).to_string();
-    let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {auth}\r\n\
-         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-        srv.addr.port()
-    )
-    .into_bytes();
+    let mut req = signed_head(&srv, &c, "POST", "/storage/xxx_col1").into_bytes();
+    req.extend_from_slice(
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    );
     for chunk in body.as_bytes().chunks(1000) {
         req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
         req.extend_from_slice(chunk);
@@ -871,14 +878,9 @@ async fn stalled_upload_is_408_after_body_timeout() {
     let srv = TestServer::start_with(|s| s.storage.body_timeout = 1).await;
     let c = Client::new(&srv, 116);
     let before = seed(&c).await;
-    let path = c.path("/storage/xxx_col1/keep");
-    let auth = srv.hawk(&c.token, "PUT", &path);
     // Declares 1000 bytes, sends 11, then neither sends more nor closes.
-    let req = format!(
-        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {auth}\r\n\
-         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"payload\":",
-        srv.addr.port()
-    );
+    let req = signed_head(&srv, &c, "PUT", "/storage/xxx_col1/keep")
+        + "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"payload\":";
     let started = std::time::Instant::now();
     let res = raw(&srv, req.into_bytes()).await;
     assert!(res.starts_with("HTTP/1.1 408"), "{res}");
@@ -892,14 +894,8 @@ async fn no_accept_header_gets_json() {
     let srv = TestServer::start().await;
     let c = Client::new(&srv, 117);
     seed(&c).await;
-    let path = c.path("/storage/xxx_col1");
-    let auth = srv.hawk(&c.token, "GET", &path);
     // Raw, because HTTP client libraries add `Accept: */*` on their own.
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {auth}\r\n\
-         Connection: close\r\n\r\n",
-        srv.addr.port()
-    );
+    let req = signed_head(&srv, &c, "GET", "/storage/xxx_col1") + "Connection: close\r\n\r\n";
     let res = raw(&srv, req.into_bytes()).await;
     assert!(res.starts_with("HTTP/1.1 200"), "{res}");
     let lower = res.to_ascii_lowercase();

@@ -327,13 +327,16 @@ async fn quota_is_enforced_and_reported() {
     )
     .await
     .expect_error(403, "14");
-    // Deleting frees space again, and every write response says how much is left.
+    // Deleting frees space again, and every write response says how much is left. Each
+    // value below differs from what the previous response said, so a header computed before
+    // the write would fail.
     let freed = c.delete("/storage/xxx_col1/b").await;
     freed.expect(200);
     assert_eq!(freed.header("x-weave-quota-remaining"), Some("1.00"));
-    c.put("/storage/xxx_col1/c", r#"{"payload":"x"}"#)
-        .await
-        .expect(200);
+    let half = json!({"payload": "x".repeat(512)}).to_string();
+    let put = c.put("/storage/xxx_col1/c", &half).await;
+    assert_eq!(put.header("x-weave-quota-remaining"), Some("0.50"));
+    // A batch step reports what is left; its pending items count once committed.
     let pending = c
         .post(
             "/storage/xxx_col2?batch=true",
@@ -341,13 +344,17 @@ async fn quota_is_enforced_and_reported() {
         )
         .await;
     pending.expect(202);
-    assert_eq!(pending.header("x-weave-quota-remaining"), Some("1.00"));
+    assert_eq!(pending.header("x-weave-quota-remaining"), Some("0.50"));
     let by_ids = c.delete("/storage/xxx_col1?ids=c").await;
     assert_eq!(by_ids.header("x-weave-quota-remaining"), Some("1.00"));
     let coll = c.delete("/storage/xxx_col1").await;
     assert_eq!(coll.header("x-weave-quota-remaining"), Some("2.00"));
+    let put = c.put("/storage/xxx_col3/e", &half).await;
+    assert_eq!(put.header("x-weave-quota-remaining"), Some("1.50"));
     let all = c.delete("/storage").await;
     assert_eq!(all.header("x-weave-quota-remaining"), Some("2.00"));
+    let put = c.put("/storage/xxx_col3/e", &half).await;
+    assert_eq!(put.header("x-weave-quota-remaining"), Some("1.50"));
     let user = c.delete("").await;
     assert_eq!(user.header("x-weave-quota-remaining"), Some("2.00"));
 }
