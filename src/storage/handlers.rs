@@ -638,8 +638,11 @@ async fn put_bso(req: HttpRequest, storage: web::Data<Storage>, payload: web::Pa
     let uid = uid_of(&req)?;
     let body = authed_body(&req, &storage, uid, payload).await?;
     let pre = Precondition::from_request(&req)?;
-    // Newline-delimited PUT bodies are a single JSON object line; parse them as JSON.
-    let _: BodyKind = bso::body_kind(content_type(&req))?;
+    // A PUT body is one JSON object. `application/newlines` is a POST format; a PUT
+    // labelled with it is refused as RS does (§4.6: 400 body 8), not stored.
+    if bso::body_kind(content_type(&req))? != BodyKind::Json {
+        return Err(StorageError::invalid_bso());
+    }
     let id = bso_id_of(&req)
         .filter(|id| bso::valid_id(id))
         .ok_or_else(StorageError::invalid_bso)?;

@@ -82,6 +82,13 @@ async fn content_types() {
     )
     .await;
     put_octet.expect_error(415, "0");
+    let put_newlines = send(
+        c.req(Method::PUT, "/storage/xxx_col1/p1")
+            .header("Content-Type", "application/newlines")
+            .body("{\"payload\":\"x\"}\n"),
+    )
+    .await;
+    put_newlines.expect_error(400, "8");
     c.get("/storage/xxx_col1/p1").await.expect(404);
     let put_text = send(
         c.req(Method::PUT, "/storage/xxx_col1/p1")
