@@ -167,7 +167,8 @@ pub fn parse_headers(headers: &HeaderMap) -> Result<Credentials, TokenserverErro
             .ok()
             .filter(|v| valid_client_state_header(v))
             .ok_or(TokenserverError::MalformedClientState)?;
-        if !legacy.eq_ignore_ascii_case(&client_state) {
+        // Exact, as RS compares: the legacy header carries lowercase hex (§1.2).
+        if legacy != client_state {
             return Err(TokenserverError::ClientStateMismatch);
         }
     }

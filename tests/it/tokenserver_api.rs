@@ -226,6 +226,15 @@ async fn header_error_table() {
             401,
             err("invalid-client-state", "body", "", "Unauthorized"),
         ),
+        (
+            vec![
+                ("Authorization", &bearer),
+                ("X-KeyID", &kid),
+                ("X-Client-State", "AAAA"),
+            ],
+            401,
+            err("invalid-client-state", "body", "", "Unauthorized"),
+        ),
     ];
     for (headers, status, want) in cases {
         let a = ts.get(TOKEN_PATH, &headers).await;
