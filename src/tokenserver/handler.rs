@@ -245,6 +245,14 @@ mod tests {
                 ],
                 "ClientStateMismatch",
             ),
+            (
+                vec![
+                    ("Authorization", "Bearer tok"),
+                    kid,
+                    ("X-Client-State", "AAAA"),
+                ],
+                "ClientStateMismatch",
+            ),
         ];
         for (pairs, want) in cases {
             let got = parse_headers(&headers(&pairs)).unwrap_err();
@@ -266,7 +274,7 @@ mod tests {
         let h = headers(&[
             ("Authorization", "bEaReR a b"),
             ("X-KeyId", "0000000001234-qqo"),
-            ("X-Client-State", "AAAA"),
+            ("X-Client-State", "aaaa"),
         ]);
         assert_eq!(
             parse_headers(&h).unwrap(),

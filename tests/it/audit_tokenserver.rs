@@ -164,7 +164,7 @@ async fn scheme_and_header_names_are_case_insensitive() {
                 &[
                     ("Authorization", &auth),
                     (kid_header, &kid),
-                    ("X-Client-State", "AAAA"),
+                    ("X-Client-State", "aaaa"),
                     ("Accept", "application/json"),
                 ],
             )
