@@ -158,7 +158,7 @@ impl Drop for UserDb {
 ///   threads spent more time waiting on it than working (perf: 721 → 515 µs per request).
 ///   Without statistics no soft heap limit applies; `CACHE_SIZE_KIB_*` bound each cache.
 /// - no lookaside buffers: each connection would reserve ~48 KiB of them, 12 MiB for 256
-///   open files, and glibc's per-thread arenas serve small allocations as fast.
+///   open files, and the allocator's per-thread caches serve small allocations as fast.
 #[allow(unsafe_code)]
 pub fn configure_sqlite() {
     use rusqlite::ffi::{SQLITE_CONFIG_LOOKASIDE, SQLITE_CONFIG_MEMSTATUS, SQLITE_OK};
