@@ -167,7 +167,7 @@ pub fn parse_headers(headers: &HeaderMap) -> Result<Credentials, TokenserverErro
             .ok()
             .filter(|v| valid_client_state_header(v))
             .ok_or(TokenserverError::MalformedClientState)?;
-        // Exact, as RS compares: the legacy header carries lowercase hex (§1.1).
+        // Exact, as RS compares: the legacy header carries lowercase hex (§1.2).
         if legacy != client_state {
             return Err(TokenserverError::ClientStateMismatch);
         }
