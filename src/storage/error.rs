@@ -43,9 +43,13 @@ pub enum StorageError {
     NotAcceptable,
     #[error("over quota")]
     OverQuota,
-    /// The disk refused (full, I/O error, locked): the client should retry later.
+    /// The disk refused (full, I/O error): the client should retry later.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// Another process holds the user's file (`syncserver purge`, `users delete`, or for
+    /// those, the running server): retry later, like `Unavailable`.
+    #[error("storage file busy: {0}")]
+    Busy(String),
     /// A server fault; logged once when the response is built.
     #[error("internal error: {0}")]
     Internal(String),
@@ -85,7 +89,7 @@ impl ResponseError for StorageError {
             StorageError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             StorageError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             StorageError::OverQuota => StatusCode::FORBIDDEN,
-            StorageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            StorageError::Unavailable(_) | StorageError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             StorageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,7 +99,9 @@ impl ResponseError for StorageError {
             StorageError::Unauthorized(reason) => {
                 tracing::debug!(%reason, "storage request refused")
             }
-            StorageError::Unavailable(cause) => tracing::warn!(%cause, "storage unavailable"),
+            StorageError::Unavailable(cause) | StorageError::Busy(cause) => {
+                tracing::warn!(%cause, "storage unavailable")
+            }
             StorageError::BodyTimeout => tracing::info!("request body stopped arriving"),
             StorageError::Internal(cause) => tracing::error!(%cause, "storage internal error"),
             _ => {}
@@ -105,7 +111,7 @@ impl ResponseError for StorageError {
             StorageError::Unauthorized(_) => {
                 res.insert_header(("WWW-Authenticate", "Hawk"));
             }
-            StorageError::Unavailable(_) => {
+            StorageError::Unavailable(_) | StorageError::Busy(_) => {
                 res.insert_header(("Retry-After", RETRY_AFTER_SECS));
             }
             StorageError::NotModified { last_modified }
@@ -127,11 +133,10 @@ impl From<rusqlite::Error> for StorageError {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode::*;
         match e.sqlite_error_code() {
+            Some(DatabaseBusy | DatabaseLocked) => StorageError::Busy(e.to_string()),
             Some(
                 DiskFull
                 | SystemIoFailure
-                | DatabaseBusy
-                | DatabaseLocked
                 | CannotOpen
                 | ReadOnly
                 | OutOfMemory
@@ -145,7 +150,7 @@ impl From<rusqlite::Error> for StorageError {
 impl StorageError {
     /// Whether the connection that produced this error should be dropped and reopened.
     pub fn is_disk_fault(&self) -> bool {
-        matches!(self, StorageError::Unavailable(_))
+        matches!(self, StorageError::Unavailable(_) | StorageError::Busy(_))
     }
 }
 
@@ -160,22 +165,26 @@ mod tests {
     }
 
     #[test]
-    fn disk_full_is_503_with_retry_after() {
-        let full = rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-            None,
-        );
-        let e = StorageError::from(full);
-        assert!(e.is_disk_fault());
-        let res = e.error_response();
-        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(
-            res.headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok()),
-            Some("10")
-        );
-        assert_eq!(body_of(res), "0");
+    fn disk_full_and_busy_are_503_with_retry_after() {
+        for (code, busy) in [
+            (rusqlite::ffi::SQLITE_FULL, false),
+            (rusqlite::ffi::SQLITE_BUSY, true),
+            (rusqlite::ffi::SQLITE_LOCKED, true),
+        ] {
+            let sqlite = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+            let e = StorageError::from(sqlite);
+            assert_eq!(matches!(e, StorageError::Busy(_)), busy, "{e}");
+            assert!(e.is_disk_fault());
+            let res = e.error_response();
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                res.headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()),
+                Some("10")
+            );
+            assert_eq!(body_of(res), "0");
+        }
     }
 
     #[test]

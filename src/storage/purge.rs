@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusqlite::{Connection, params};
 
 use super::Inner;
-use super::db::{HELD_FILE_WAIT, UserDb, claim_file};
+use super::db::{HELD_FILE_WAIT, UserDb};
 use super::error::StorageError;
 use super::pool::lock;
 use crate::clock::{Clock, SystemClock};
@@ -205,7 +205,7 @@ pub fn purge_all_blocking(settings: &Settings) -> Result<String, String> {
             match result {
                 Ok(p) => total.add(p),
                 // A running server holds the files of its active users; it purges those itself.
-                Err(StorageError::Unavailable(_)) if claim_file(&path).is_err() => in_use += 1,
+                Err(StorageError::Busy(_)) => in_use += 1,
                 Err(e) => {
                     failures += 1;
                     eprintln!("syncserver: purge of user {uid} failed: {e}");
