@@ -3,6 +3,7 @@
 use syncserver::storage::user_db_path;
 use syncserver::tokenserver::{delete_user, list_users};
 
+use crate::storage_support::Client;
 use crate::tokenserver_support::*;
 
 /// Puts `bytes` bytes into a fake storage file for `uid`.
@@ -81,20 +82,10 @@ async fn delete_refuses_storage_the_running_server_holds_open() {
     let pool = ts.db().await;
     let uid = ts.token(Some(1), 1, "aaaa").await.uid();
     // A write leaves the user's file open (and locked) in the server's pool.
-    let token = ts.srv.token_for(uid as u64);
-    let res = ts
-        .srv
-        .signed(
-            &token,
-            reqwest::Method::PUT,
-            &format!("/1.5/{uid}/storage/xxx_col1/a"),
-        )
-        .header("Content-Type", "application/json")
-        .body(r#"{"payload":"kept"}"#)
-        .send()
+    let c = Client::new(&ts.srv, uid as u64);
+    c.put("/storage/xxx_col1/a", r#"{"payload":"kept"}"#)
         .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+        .expect(200);
     let path = user_db_path(&ts.srv.settings.data_dir, uid as u64);
     let err = delete_user(&ts.srv.settings, &uid.to_string(), true)
         .await
@@ -103,18 +94,9 @@ async fn delete_refuses_storage_the_running_server_holds_open() {
     // Nothing was deleted: not the file, not the row, not the data.
     assert!(path.exists());
     assert_eq!(rows(&pool, FXA_UID).await.len(), 1);
-    let res = ts
-        .srv
-        .signed(
-            &token,
-            reqwest::Method::GET,
-            &format!("/1.5/{uid}/storage/xxx_col1/a"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert!(res.text().await.unwrap().contains("kept"));
+    let kept = c.get("/storage/xxx_col1/a").await;
+    kept.expect(200);
+    assert_eq!(kept.json()["payload"], "kept");
 
     // A real database file that no server holds (one the server has closed) is deleted,
     // WAL included.
