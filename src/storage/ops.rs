@@ -127,29 +127,27 @@ fn usage_bytes(tx: &Transaction<'_>, now: i64) -> Result<i64, StorageError> {
         .query_row([now], |r| r.get(0))?)
 }
 
-/// With a quota: refuse (403/14) a write when usage already reached it; else the usage.
-fn check_quota(tx: &Transaction<'_>, env: &Env, now: i64) -> Result<Option<i64>, StorageError> {
+/// With a quota, the bytes the user stores; `None` without one.
+fn usage(tx: &Transaction<'_>, env: &Env, now: i64) -> Result<Option<i64>, StorageError> {
     if env.quota == 0 {
         return Ok(None);
     }
-    let used = usage_bytes(tx, now)?;
-    if used as u64 >= env.quota {
-        return Err(StorageError::OverQuota);
-    }
-    Ok(Some(used))
+    Ok(Some(usage_bytes(tx, now)?))
 }
 
+/// With a quota: refuse (403/14) a write when usage already reached it; else the usage.
+fn check_quota(tx: &Transaction<'_>, env: &Env, now: i64) -> Result<Option<i64>, StorageError> {
+    let used = usage(tx, env, now)?;
+    if used.is_some_and(|u| u as u64 >= env.quota) {
+        return Err(StorageError::OverQuota);
+    }
+    Ok(used)
+}
+
+/// With a quota (`used` is `Some`): the bytes left once `items` are stored on top of `used`.
 fn remaining(env: &Env, used: Option<i64>, items: &[BsoIn]) -> Option<i64> {
     let added: i64 = items.iter().map(|b| b.payload_size() as i64).sum();
     used.map(|u| env.quota as i64 - u - added)
-}
-
-/// With a quota: the bytes left once this transaction's changes are in (deletes).
-fn quota_left(tx: &Transaction<'_>, env: &Env, now: i64) -> Result<Option<i64>, StorageError> {
-    if env.quota == 0 {
-        return Ok(None);
-    }
-    Ok(Some(env.quota as i64 - usage_bytes(tx, now)?))
 }
 
 /// A user without a file reads as an empty one: every timestamp is 0.
@@ -500,7 +498,8 @@ pub fn delete_collection(
             delete_batches_of(&tx, name)?;
         }
     }
-    let quota_remaining = quota_left(&tx, env, visible_now(env, t))?;
+    // With a quota: the bytes left once the deletes are in.
+    let quota_remaining = remaining(env, usage(&tx, env, visible_now(env, t))?, &[]);
     tx.commit()?;
     Ok((Written { t, quota_remaining }, true))
 }
@@ -528,7 +527,7 @@ pub fn delete_bso(
     tx.prepare_cached("DELETE FROM bso WHERE collection = ?1 AND id = ?2")?
         .execute(params![coll, id])?;
     touch_collection(&tx, name, t)?;
-    let quota_remaining = quota_left(&tx, env, now)?;
+    let quota_remaining = remaining(env, usage(&tx, env, now)?, &[]);
     tx.commit()?;
     Ok(Written { t, quota_remaining })
 }
