@@ -656,41 +656,40 @@ async fn modified_since_not_passed_is_304_on_writes_and_changes_nothing() {
         .put("/storage/xxx_col1/a", r#"{"payload":"a"}"#)
         .await
         .ts("x-last-modified");
-    let with = |m: Method, p: &str| c.req(m, p).header("X-If-Modified-Since", ts_str(t));
-    let json_body = |r: reqwest::RequestBuilder, body: &'static str| {
-        r.header("Content-Type", "application/json").body(body)
-    };
-    let r = send(json_body(
-        with(Method::PUT, "/storage/xxx_col1/a"),
-        r#"{"payload":"new"}"#,
-    ))
-    .await;
-    r.expect(304);
-    assert_eq!(r.ts("x-last-modified"), t);
-    assert_eq!(r.body, "");
-    send(json_body(
-        with(Method::POST, "/storage/xxx_col1"),
-        r#"[{"id":"b","payload":"b"}]"#,
-    ))
-    .await
-    .expect(304);
-    send(json_body(
-        with(Method::POST, "/storage/xxx_col1?batch=true"),
-        r#"[{"id":"b","payload":"b"}]"#,
-    ))
-    .await
-    .expect(304);
-    send(with(Method::DELETE, "/storage/xxx_col1/a"))
-        .await
-        .expect(304);
-    send(with(Method::DELETE, "/storage/xxx_col1?ids=a"))
-        .await
-        .expect(304);
-    send(with(Method::DELETE, "/storage/xxx_col1"))
-        .await
-        .expect(304);
-    send(with(Method::DELETE, "/storage")).await.expect(304);
-    send(with(Method::DELETE, "")).await.expect(304);
+    let writes: [(Method, &str, Option<&str>); 8] = [
+        (
+            Method::PUT,
+            "/storage/xxx_col1/a",
+            Some(r#"{"payload":"new"}"#),
+        ),
+        (
+            Method::POST,
+            "/storage/xxx_col1",
+            Some(r#"[{"id":"b","payload":"b"}]"#),
+        ),
+        (
+            Method::POST,
+            "/storage/xxx_col1?batch=true",
+            Some(r#"[{"id":"b","payload":"b"}]"#),
+        ),
+        (Method::DELETE, "/storage/xxx_col1/a", None),
+        (Method::DELETE, "/storage/xxx_col1?ids=a", None),
+        (Method::DELETE, "/storage/xxx_col1", None),
+        (Method::DELETE, "/storage", None),
+        (Method::DELETE, "", None),
+    ];
+    for (method, path, body) in writes {
+        let mut req = c
+            .req(method.clone(), path)
+            .header("X-If-Modified-Since", ts_str(t));
+        if let Some(body) = body {
+            req = req.header("Content-Type", "application/json").body(body);
+        }
+        let r = send(req).await;
+        r.expect(304);
+        assert_eq!(r.ts("x-last-modified"), t, "{method} {path}");
+        assert_eq!(r.body, "", "{method} {path}");
+    }
     let all = c.get("/storage/xxx_col1?full=1").await;
     assert_eq!(all.ids(), ["a"]);
     assert_eq!(all.json()[0]["payload"], "a");
