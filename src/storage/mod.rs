@@ -3,7 +3,8 @@
 //! Layout: `handlers` (routes and HTTP shapes), `auth` (Hawk + nonce cache), `query`
 //! (parameters and preconditions), `bso` (body parsing and validation), `ops` (one
 //! transaction per request), `db` (opening files, migrations, timestamps), `pool` (LRU of
-//! open files and per-user locks), `purge` (expired data clean-up), `timestamp`, `error`.
+//! open files and per-user locks), `fd_limit` (the open-file limit), `purge` (expired data
+//! clean-up), `timestamp`, `error`.
 //!
 //! All process-wide state lives in [`Storage`], built once before the HTTP workers start.
 
@@ -11,6 +12,7 @@ mod auth;
 mod bso;
 mod db;
 mod error;
+mod fd_limit;
 mod handlers;
 mod info_cache;
 mod ops;
@@ -78,6 +80,7 @@ impl Storage {
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create storage directory {}: {e}", dir.display()))?;
         db::configure_sqlite();
+        fd_limit::raise(state.settings.storage.max_open_databases);
         let inner = Arc::new(Inner {
             pool: Pool::new(state.settings.storage.max_open_databases),
             nonces: NonceCache::new(NONCE_CAPACITY),

@@ -190,10 +190,33 @@ pub struct BinaryServer {
 impl BinaryServer {
     /// Starts the binary in `cwd` with extra environment and waits for `/__lbheartbeat__`.
     pub async fn start(cwd: &Path, env: &[(&str, &str)], log_name: &str) -> BinaryServer {
+        Self::launch(Command::new(binary()), cwd, env, log_name).await
+    }
+
+    /// As [`BinaryServer::start`], started by a shell that first lowers the soft limit on
+    /// open files to `limit` (as systemd's default of 1,024 would be).
+    pub async fn start_with_open_file_limit(
+        cwd: &Path,
+        env: &[(&str, &str)],
+        log_name: &str,
+        limit: u32,
+    ) -> BinaryServer {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -S -n {limit} && exec \"$0\""))
+            .arg(binary());
+        Self::launch(cmd, cwd, env, log_name).await
+    }
+
+    async fn launch(
+        mut cmd: Command,
+        cwd: &Path,
+        env: &[(&str, &str)],
+        log_name: &str,
+    ) -> BinaryServer {
         let port = free_port();
         let log = cwd.join(log_name);
         let stderr = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(binary());
         cmd.current_dir(cwd)
             .env_remove("RUST_LOG")
             .env("SYNCSERVER_PORT", port.to_string())

@@ -578,3 +578,48 @@ async fn acknowledged_writes_survive_kill_9() {
         assert_eq!(got, want, "user {uid}");
     }
 }
+
+/// Started with a soft limit of 64 open files, the server raises it to the hard limit:
+/// 100 users' files stay open at once (two descriptors each) and every write and read
+/// succeeds. Without the raise, opens failed from about the 20th user on with 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_raises_a_low_open_file_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [("SYNCSERVER_SECRET", TEST_SECRET)];
+    let srv = BinaryServer::start_with_open_file_limit(dir.path(), &env, "srv.log", 64).await;
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", srv.child.id())).expect("/proc limits");
+    let row: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[3], row[4],
+        "soft limit raised to the hard one: {limits}"
+    );
+    assert_ne!(row[3], "64", "{limits}");
+
+    for uid in 1..=100u64 {
+        let res = srv
+            .signed(uid, "PUT", "/storage/bookmarks/item")
+            .json(&serde_json::json!({ "payload": format!("of {uid}") }))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(res.status(), 200, "user {uid}");
+    }
+    for uid in 1..=100u64 {
+        let res = srv
+            .signed(uid, "GET", "/storage/bookmarks/item")
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(res.status(), 200, "user {uid}");
+        let item: serde_json::Value = res.json().await.expect("json");
+        assert_eq!(item["payload"], format!("of {uid}"));
+    }
+    let (status, log) = srv.terminate();
+    assert!(status.success(), "{log}");
+}
