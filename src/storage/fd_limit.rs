@@ -7,12 +7,16 @@
 //! load bench's requests were answered 503. Like Go's runtime and nginx, the server raises
 //! its soft limit to the hard one, and warns when even that is too low.
 
+use super::MAX_DB_JOBS;
+use super::pool::{CLOSE_QUEUE, CLOSERS};
+
 /// Descriptors one open user file holds: the database and its WAL. Exclusive locking mode
 /// keeps the WAL index in memory, so there is no `-shm` file.
 const FDS_PER_FILE: u64 = 2;
 /// Files open beyond `max_open_databases`: evicted ones waiting for or being closed by the
-/// closer threads, and the ones SQLite jobs are opening.
-const FILES_IN_TRANSIT: u64 = 80;
+/// closer threads, and one more per SQLite job (opening a file, or closing an evicted one
+/// itself when the closers' queue is full).
+const FILES_IN_TRANSIT: u64 = (CLOSE_QUEUE + CLOSERS + MAX_DB_JOBS) as u64;
 /// Descriptors for everything but user files: client connections, the listener, the
 /// tokenserver database, outgoing connections to Firefox Accounts, the log.
 const HEADROOM: u64 = 1024;
@@ -57,8 +61,9 @@ mod tests {
 
     #[test]
     fn wanted_counts_two_descriptors_per_file_and_headroom() {
-        assert_eq!(wanted(256), (256 + 80) * 2 + 1024);
-        assert_eq!(wanted(4), (4 + 80) * 2 + 1024);
+        assert_eq!(FILES_IN_TRANSIT, 75);
+        assert_eq!(wanted(256), (256 + 75) * 2 + 1024);
+        assert_eq!(wanted(4), (4 + 75) * 2 + 1024);
     }
 
     #[test]

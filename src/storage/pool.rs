@@ -31,10 +31,10 @@ pub type Slot = Arc<Mutex<Option<UserDb>>>;
 /// Closer threads. Closing is mostly waiting for fsync, and one thread closes fewer files
 /// per second than a busy server evicts (measured: a third of the closes then fell back to
 /// request threads); a few threads keep up without adding CPU work.
-const CLOSERS: usize = 3;
+pub(super) const CLOSERS: usize = 3;
 /// Evicted slots waiting for the closer. Bounded so a disk slower than the eviction rate
 /// cannot pile up open files; when full, the evicting thread closes the slot itself.
-const CLOSE_QUEUE: usize = 64;
+pub(super) const CLOSE_QUEUE: usize = 64;
 
 pub struct Pool {
     inner: Arc<Mutex<PoolInner>>,
