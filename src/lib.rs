@@ -2,7 +2,7 @@
 //! service in one process, with one SQLite file per user.
 //!
 //! Layout: `config` (settings), `secret` (master secret), `clock` (the injectable clock),
-//! `telemetry` (logging), `auth` (tokens, Hawk, FxA JWTs), `server` (shared state, HTTP
+//! `durable` (folders and names that survive power loss), `telemetry` (logging), `auth` (tokens, Hawk, FxA JWTs), `server` (shared state, HTTP
 //! server, request origin), `health` (heartbeat and landing page), `storage` (Sync 1.5),
 //! `tokenserver` (FxA OAuth → Hawk credentials).
 
@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod durable;
 pub mod health;
 pub mod secret;
 pub mod server;

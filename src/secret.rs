@@ -42,14 +42,16 @@ pub fn master_secret(settings: &Settings) -> Result<(Secret, SecretSource), Conf
             create_private_dir(&settings.data_dir).map_err(io_err)?;
             let value = generate();
             write_private(&path, &value).map_err(io_err)?;
+            crate::durable::sync_dir(&settings.data_dir).map_err(io_err)?;
             Ok((Secret::new(value), SecretSource::Generated(path)))
         }
         Err(e) => Err(io_err(e)),
     }
 }
 
-/// Creates `dir` (and missing parents) readable by the owner only: it holds the secret and
-/// every user's data. An existing directory keeps the permissions its operator gave it.
+/// Creates `dir` (and missing parents, durably) readable by the owner only: it holds the
+/// secret and every user's data. An existing directory keeps the permissions its operator
+/// gave it.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -58,7 +60,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir)
+    crate::durable::create_dirs(&builder, dir)
 }
 
 /// 32 random bytes as 64 lowercase hex characters.

@@ -288,14 +288,14 @@ pub fn claim_file(path: &Path) -> Result<Option<Connection>, ()> {
     }
 }
 
-/// Creates the folders above a user's file.
+/// Creates the folders above a user's file, durably: the file's first acknowledged write
+/// must not lose its folder in a power loss.
 fn create_parent(path: &Path) -> Result<(), StorageError> {
-    match path.parent() {
-        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| {
-            StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-        }),
-        None => Ok(()),
-    }
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    crate::durable::create_dir_all(dir)
+        .map_err(|e| StorageError::Unavailable(format!("cannot create {}: {e}", dir.display())))
 }
 
 /// Persistent WAL: a checkpointing close truncates the WAL instead of unlinking it, so

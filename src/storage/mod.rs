@@ -77,7 +77,7 @@ impl Storage {
     /// Builds the storage state once per process and starts its background tasks.
     pub fn open(state: web::Data<AppState>) -> Result<web::Data<Storage>, String> {
         let dir = state.settings.data_dir.join("storage");
-        std::fs::create_dir_all(&dir)
+        crate::durable::create_dir_all(&dir)
             .map_err(|e| format!("cannot create storage directory {}: {e}", dir.display()))?;
         db::configure_sqlite();
         fd_limit::raise(state.settings.storage.max_open_databases);
