@@ -2,9 +2,10 @@
 //! service in one process, with one SQLite file per user.
 //!
 //! Layout: `config` (settings), `secret` (master secret), `clock` (the injectable clock),
-//! `durable` (folders and names that survive power loss), `telemetry` (logging), `auth` (tokens, Hawk, FxA JWTs), `server` (shared state, HTTP
-//! server, request origin), `health` (heartbeat and landing page), `storage` (Sync 1.5),
-//! `tokenserver` (FxA OAuth → Hawk credentials).
+//! `durable` (folders and names that survive power loss), `telemetry` (logging), `auth`
+//! (tokens, Hawk, FxA JWTs), `server` (shared state, HTTP server, request origin), `health`
+//! (heartbeat and landing page), `storage` (Sync 1.5), `tokenserver` (FxA OAuth → Hawk
+//! credentials).
 
 // Audited exceptions: the two SQLite settings rusqlite has no safe API for, in
 // `storage::db` (`configure_sqlite`, `keep_wal_file`).
