@@ -63,7 +63,9 @@ impl UserDb {
         busy: Duration,
     ) -> Result<UserDb, StorageError> {
         let conn = open_connection(path, sync, busy)?;
-        migrate(&conn)?;
+        if migrate(&conn)? == FileState::New {
+            sync_folders_above(path)?;
+        }
         let stored: i64 =
             conn.query_row("SELECT value FROM meta WHERE key = 'high_water'", [], |r| {
                 r.get(0)
@@ -288,14 +290,29 @@ pub fn claim_file(path: &Path) -> Result<Option<Connection>, ()> {
     }
 }
 
-/// Creates the folders above a user's file, durably: the file's first acknowledged write
-/// must not lose its folder in a power loss.
+/// Creates the folders above a user's file (synced once the file exists, see
+/// `sync_folders_above`).
 fn create_parent(path: &Path) -> Result<(), StorageError> {
-    let Some(dir) = path.parent() else {
-        return Ok(());
-    };
-    crate::durable::create_dir_all(dir)
-        .map_err(|e| StorageError::Unavailable(format!("cannot create {}: {e}", dir.display())))
+    match path.parent() {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| {
+            StorageError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Makes a new file's path survive a power loss before its first write is acknowledged.
+/// SQLite syncs the file's folder (`storage/34/12`) when it creates the WAL beside it; this
+/// syncs the two above it, which hold the names `12` and `34`. Done for every new file, not
+/// only by whoever created the folders: another request may have created them a moment ago
+/// and not synced them yet.
+fn sync_folders_above(path: &Path) -> Result<(), StorageError> {
+    for dir in path.ancestors().skip(2).take(2) {
+        crate::durable::sync_dir(dir).map_err(|e| {
+            StorageError::Unavailable(format!("cannot sync {}: {e}", dir.display()))
+        })?;
+    }
+    Ok(())
 }
 
 /// Persistent WAL: a checkpointing close truncates the WAL instead of unlinking it, so
@@ -320,8 +337,15 @@ fn keep_wal_file(conn: &Connection) {
     }
 }
 
+/// Whether a file existed with a schema, or was just created.
+#[derive(Debug, PartialEq, Eq)]
+enum FileState {
+    Existing,
+    New,
+}
+
 /// Applies the migrations this file has not seen yet; refuses a file from a newer version.
-fn migrate(conn: &Connection) -> Result<(), StorageError> {
+fn migrate(conn: &Connection) -> Result<FileState, StorageError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
@@ -345,7 +369,11 @@ fn migrate(conn: &Connection) -> Result<(), StorageError> {
             return Err(e.into());
         }
     }
-    Ok(())
+    Ok(if version == 0 {
+        FileState::New
+    } else {
+        FileState::Existing
+    })
 }
 
 #[cfg(test)]
@@ -372,6 +400,19 @@ mod tests {
         // Reopening applies nothing twice and keeps the floor.
         let db = UserDb::open(&path, SqliteSynchronous::Normal, 500).expect("reopen");
         assert_eq!(db.high_water(), 500);
+    }
+
+    #[test]
+    fn migrate_tells_a_new_file_from_an_existing_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("1.db");
+        let busy = Duration::from_millis(10);
+        let conn = open_connection(&path, SqliteSynchronous::Full, busy).expect("open");
+        assert_eq!(migrate(&conn).expect("migrate"), FileState::New);
+        assert_eq!(migrate(&conn).expect("again"), FileState::Existing);
+        drop(conn);
+        let conn = open_connection(&path, SqliteSynchronous::Full, busy).expect("reopen");
+        assert_eq!(migrate(&conn).expect("reopened"), FileState::Existing);
     }
 
     #[test]
