@@ -42,7 +42,7 @@ pub fn master_secret(settings: &Settings) -> Result<(Secret, SecretSource), Conf
             create_private_dir(&settings.data_dir).map_err(io_err)?;
             let value = generate();
             write_private(&path, &value).map_err(io_err)?;
-            crate::durable::sync_dir(&settings.data_dir).map_err(io_err)?;
+            crate::durable::sync_dir(&settings.data_dir);
             Ok((Secret::new(value), SecretSource::Generated(path)))
         }
         Err(e) => Err(io_err(e)),
