@@ -624,7 +624,8 @@ pub fn batch_append(
     let now = visible_now(env, *hw);
     let modified = collection(&tx, name)?.map_or(0, |c| c.1);
     pre.check(modified)?;
-    require_live_batch(&tx, name, batch, env, limits)?;
+    // The append adds to the stored totals itself (`add_batch_items`).
+    live_batch_totals(&tx, name, batch, env, limits)?;
     let used = check_quota(&tx, env, now)?;
     add_batch_items(&tx, batch, items, limits)?;
     tx.commit()?;
@@ -645,11 +646,8 @@ pub fn batch_commit(
     let (tx, hw) = db.begin(true)?;
     let now = visible_now(env, *hw);
     pre.check(collection(&tx, name)?.map_or(0, |c| c.1))?;
-    require_live_batch(&tx, name, batch, env, limits)?;
+    let (records, bytes) = live_batch_totals(&tx, name, batch, env, limits)?;
     // The commit's own items count like an append's.
-    let (records, bytes): (i64, i64) = tx
-        .prepare_cached("SELECT total_records, total_bytes FROM batches WHERE id = ?1")?
-        .query_row([batch], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let (more_records, more_bytes) = merge_delta(&tx, batch, items)?;
     check_batch_totals((records + more_records, bytes + more_bytes), limits)?;
     let used = check_quota(&tx, env, now)?;
@@ -684,22 +682,24 @@ pub fn batch_commit(
     })
 }
 
-/// The batch must exist, belong to this collection and be younger than the batch ttl (400).
-fn require_live_batch(
+/// The records and payload bytes a batch holds so far. The batch must exist, belong to this
+/// collection and be younger than the batch ttl (400).
+fn live_batch_totals(
     tx: &Transaction<'_>,
     name: &str,
     batch: i64,
     env: &Env,
     limits: BatchLimits,
-) -> Result<(), StorageError> {
-    let live = tx
-        .prepare_cached("SELECT 1 FROM batches WHERE id = ?1 AND collection = ?2 AND created > ?3")?
-        .exists(params![batch, name, env.now - limits.ttl_ms])?;
-    if live {
-        Ok(())
-    } else {
-        Err(StorageError::bad_request())
-    }
+) -> Result<(i64, i64), StorageError> {
+    tx.prepare_cached(
+        "SELECT total_records, total_bytes FROM batches
+         WHERE id = ?1 AND collection = ?2 AND created > ?3",
+    )?
+    .query_row(params![batch, name, env.now - limits.ttl_ms], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .optional()?
+    .ok_or_else(StorageError::bad_request)
 }
 
 /// Merges items into the pending set field by field and enforces the batch totals (400/17).
