@@ -149,7 +149,7 @@ impl From<rusqlite::Error> for StorageError {
 
 impl StorageError {
     /// Whether the connection that produced this error should be dropped and reopened.
-    pub fn is_disk_fault(&self) -> bool {
+    pub fn drops_connection(&self) -> bool {
         matches!(self, StorageError::Unavailable(_) | StorageError::Busy(_))
     }
 }
@@ -174,7 +174,7 @@ mod tests {
             let sqlite = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
             let e = StorageError::from(sqlite);
             assert_eq!(matches!(e, StorageError::Busy(_)), busy, "{e}");
-            assert!(e.is_disk_fault());
+            assert!(e.drops_connection());
             let res = e.error_response();
             assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
             assert_eq!(

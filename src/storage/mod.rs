@@ -247,10 +247,11 @@ impl Inner {
         };
         db.count_use();
         let result = f(Some(db));
-        let disk_fault = matches!(&result, Err(e) if e.is_disk_fault());
-        if disk_fault || !tracked {
-            // Reopen on the next request rather than reuse a connection the disk failed; an
-            // untracked connection closes here, under the lock, as nobody else would close it.
+        let failed = matches!(&result, Err(e) if e.drops_connection());
+        if failed || !tracked {
+            // Reopen on the next request rather than reuse a connection the disk failed or
+            // another process blocked; an untracked connection closes here, under the lock,
+            // as nobody else would close it.
             *guard = None;
         }
         result
