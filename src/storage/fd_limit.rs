@@ -78,9 +78,15 @@ mod tests {
     }
 
     #[test]
-    fn raise_leaves_the_soft_limit_at_the_hard_limit() {
+    fn raise_lifts_the_soft_limit_to_the_hard_limit() {
+        use rlimit::Resource;
+        let (_, hard) = Resource::NOFILE.get().expect("getrlimit");
+        // One below the hard limit, so the test fails if `raise` does nothing; lowering by
+        // one cannot starve the tests running beside this one.
+        Resource::NOFILE
+            .set(hard - 1, hard)
+            .expect("lower the soft limit");
         raise(256);
-        let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE).expect("getrlimit");
-        assert_eq!(soft, hard);
+        assert_eq!(Resource::NOFILE.get().expect("getrlimit"), (hard, hard));
     }
 }
