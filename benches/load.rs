@@ -8,7 +8,9 @@
 //! 2. incremental syncs from `--active` concurrent clients, each repeatedly picking a random
 //!    user and doing what Firefox does on a routine sync: GET info/collections, GET
 //!    history?newer=…&full=1 (newer = what that user's client last synced), and a small
-//!    POST of 1–5 records.
+//!    POST of 1–5 records. With `--syncs-per-user K` a client syncs its user K times in a
+//!    row before it picks the next one (default 1: every sync is a new random user, so with
+//!    many users on disk nearly every sync finds the user's file closed).
 //!
 //! It prints requests/s, p50/p99 latency per request kind, the server's CPU time per request
 //! (from /proc/<pid>/stat; the load generator shares the machine, so server CPU per request is
@@ -17,7 +19,8 @@
 //! Run: `cargo bench --bench load -- --users 10000 --active 100 --requests 30000`
 //! Options: --users N (default 100), --active N (default min(users, 100)),
 //! --requests N (incremental phase, default 20000), --synchronous full|normal (default full),
-//! --data-dir D (keep the data there) with --skip-first-sync (reuse it), --rate R.
+//! --data-dir D (keep the data there) with --skip-first-sync (reuse it), --rate R,
+//! --syncs-per-user K (default 1).
 //!
 //! By default the incremental clients send back to back, so the server is saturated and
 //! latency is mostly queueing: with C clients, p50 ≈ C / throughput. `--rate R` offers R
@@ -50,6 +53,8 @@ struct Options {
     skip_first_sync: bool,
     /// Offered load of the incremental phase (requests/s); unset = as fast as possible.
     rate: Option<f64>,
+    /// Incremental syncs a client makes for one user before it picks the next.
+    syncs_per_user: u64,
 }
 
 fn options() -> Options {
@@ -75,6 +80,10 @@ fn options() -> Options {
         rate: value("--rate")
             .and_then(|v| v.parse().ok())
             .filter(|r: &f64| *r > 0.0),
+        syncs_per_user: value("--syncs-per-user")
+            .and_then(|v| v.parse().ok())
+            .filter(|k: &u64| *k > 0)
+            .unwrap_or(1),
     }
 }
 
@@ -563,6 +572,12 @@ async fn incremental_phase(
     if let Some(r) = opts.rate {
         title.push_str(&format!(" offered at {r} req/s"));
     }
+    if opts.syncs_per_user > 1 {
+        title.push_str(&format!(
+            ", {} syncs per user in a row",
+            opts.syncs_per_user
+        ));
+    }
     // With a rate, session k starts at k × interval (a session is about 3 requests).
     let schedule = opts
         .rate
@@ -576,6 +591,7 @@ async fn incremental_phase(
                 let (client, users, sent) = (client.clone(), users.clone(), sent.clone());
                 let (next_session, late) = (next_session.clone(), late.clone());
                 let budget = opts.requests;
+                let syncs_per_user = opts.syncs_per_user;
                 tokio::spawn(async move {
                     let mut x = task.wrapping_mul(2654435761).wrapping_add(12345);
                     let mut round = 0;
@@ -588,9 +604,11 @@ async fn incremental_phase(
                                 late.fetch_add(1, Ordering::Relaxed);
                             }
                         }
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
+                        if round % syncs_per_user == 0 {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                        }
                         let user = &users[(x % users.len() as u64) as usize];
                         round += 1;
                         let n = incremental_sync(&client, user, round * 1000 + task).await;
