@@ -11,6 +11,9 @@
 //!    POST of 1–5 records. With `--syncs-per-user K` a client syncs its user K times in a
 //!    row before it picks the next one (default 1: every sync is a new random user, so with
 //!    many users on disk nearly every sync finds the user's file closed).
+//!    `--firefox` makes a routine sync what PROTOCOL.md §9 saw Firefox send: GET
+//!    info/collections, info/configuration, meta/global and clients?full=1&limit=1000, then
+//!    the POST (the first sync then also uploads a clients record).
 //!
 //! It prints requests/s, p50/p99 latency per request kind, the server's CPU time per request
 //! (from /proc/<pid>/stat; the load generator shares the machine, so server CPU per request is
@@ -20,7 +23,7 @@
 //! Options: --users N (default 100), --active N (default min(users, 100)),
 //! --requests N (incremental phase, default 20000), --synchronous full|normal (default full),
 //! --data-dir D (keep the data there) with --skip-first-sync (reuse it), --rate R,
-//! --syncs-per-user K (default 1).
+//! --syncs-per-user K (default 1), --firefox.
 //!
 //! By default the incremental clients send back to back, so the server is saturated and
 //! latency is mostly queueing: with C clients, p50 ≈ C / throughput. `--rate R` offers R
@@ -55,6 +58,8 @@ struct Options {
     rate: Option<f64>,
     /// Incremental syncs a client makes for one user before it picks the next.
     syncs_per_user: u64,
+    /// Routine syncs as Firefox sends them (PROTOCOL.md §9) rather than the issue's mix.
+    firefox: bool,
 }
 
 fn options() -> Options {
@@ -84,6 +89,7 @@ fn options() -> Options {
             .and_then(|v| v.parse().ok())
             .filter(|k: &u64| *k > 0)
             .unwrap_or(1),
+        firefox: args.iter().any(|a| a == "--firefox"),
     }
 }
 
@@ -270,7 +276,7 @@ fn records(count: usize, prefix: &str, seed: u64, len: usize) -> String {
     format!("[{}]", items.join(","))
 }
 
-async fn first_sync(client: &Client, user: &User) {
+async fn first_sync(client: &Client, user: &User, firefox: bool) {
     use reqwest::Method;
     let meta = format!(
         r#"{{"id":"global","payload":"{}"}}"#,
@@ -315,6 +321,23 @@ async fn first_sync(client: &Client, user: &User) {
             remember_history(user, res.as_ref()).await;
         }
     }
+    if firefox {
+        let record = format!(
+            r#"[{{"id":"device{:08}","payload":"{}"}}]"#,
+            user.uid,
+            payload(500, user.uid)
+        );
+        client
+            .send(
+                "post_clients",
+                user,
+                Method::POST,
+                "/storage/clients?batch=true&commit=true",
+                Some(record),
+                &unmodified,
+            )
+            .await;
+    }
 }
 
 /// After an upload, the client has synced history up to the upload's X-Last-Modified.
@@ -335,7 +358,7 @@ fn history_in_info(body: &[u8]) -> String {
         .unwrap_or_else(|| "0".into())
 }
 
-async fn incremental_sync(client: &Client, user: &User, round: u64) -> u64 {
+async fn incremental_sync(client: &Client, user: &User, round: u64, firefox: bool) -> u64 {
     use reqwest::Method;
     let mut sent = 0;
     let mut info = Vec::new();
@@ -353,6 +376,9 @@ async fn incremental_sync(client: &Client, user: &User, round: u64) -> u64 {
         info = res.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
     }
     sent += 1;
+    if firefox {
+        return sent + firefox_routine_sync(client, user, round).await;
+    }
     let newer = {
         let mut last = user.last_history.lock().await;
         if last.is_empty() {
@@ -382,6 +408,35 @@ async fn incremental_sync(client: &Client, user: &User, round: u64) -> u64 {
         .await;
     remember_history(user, res.as_ref()).await;
     sent + 1
+}
+
+/// The rest of a routine sync as Firefox sends it (PROTOCOL.md §9), after info/collections:
+/// nothing changed on the server, so no engine downloads; history has something to upload.
+async fn firefox_routine_sync(client: &Client, user: &User, round: u64) -> u64 {
+    use reqwest::Method;
+    let reads = [
+        ("info_configuration", "/info/configuration"),
+        ("get_meta_global", "/storage/meta/global"),
+        ("get_clients", "/storage/clients?full=1&limit=1000"),
+    ];
+    for (kind, path) in reads {
+        if let Some(res) = client.send(kind, user, Method::GET, path, None, &[]).await {
+            let _ = res.bytes().await;
+        }
+    }
+    let count = 1 + (round % 5) as usize;
+    let body = records(count, &format!("h{:03}", round % 1000), round, 300);
+    client
+        .send(
+            "post_small",
+            user,
+            Method::POST,
+            "/storage/history?batch=true&commit=true",
+            Some(body),
+            &[],
+        )
+        .await;
+    reads.len() as u64 + 1
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -542,7 +597,12 @@ async fn first_sync_phase(
     users: &Arc<Vec<Arc<User>>>,
     server: &ServerProcess,
 ) {
-    let title = "first sync (PUT meta/global + crypto/keys, 2 x POST 100 records)";
+    let title = if opts.firefox {
+        "first sync (PUT meta/global + crypto/keys, 2 x POST 100 records, POST clients)"
+    } else {
+        "first sync (PUT meta/global + crypto/keys, 2 x POST 100 records)"
+    };
+    let firefox = opts.firefox;
     run_phase(title, client, server, || {
         let next = Arc::new(AtomicU64::new(0));
         (0..opts.active)
@@ -552,7 +612,7 @@ async fn first_sync_phase(
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                         let Some(user) = users.get(i) else { break };
-                        first_sync(&client, user).await;
+                        first_sync(&client, user, firefox).await;
                     }
                 })
             })
@@ -568,7 +628,13 @@ async fn incremental_phase(
     users: &Arc<Vec<Arc<User>>>,
     server: &ServerProcess,
 ) {
-    let mut title = "incremental syncs (info/collections, GET newer, POST 1-5 records)".to_string();
+    let mut title = if opts.firefox {
+        "routine syncs as Firefox sends them (info/collections, info/configuration, \
+         meta/global, clients, POST 1-5 records)"
+    } else {
+        "incremental syncs (info/collections, GET newer, POST 1-5 records)"
+    }
+    .to_string();
     if let Some(r) = opts.rate {
         title.push_str(&format!(" offered at {r} req/s"));
     }
@@ -578,10 +644,12 @@ async fn incremental_phase(
             opts.syncs_per_user
         ));
     }
-    // With a rate, session k starts at k × interval (a session is about 3 requests).
+    // With a rate, session k starts at k × interval (a session is 3 requests, 5 with
+    // --firefox).
+    let per_session = if opts.firefox { 5.0 } else { 3.0 };
     let schedule = opts
         .rate
-        .map(|r| (Instant::now(), Duration::from_secs_f64(3.0 / r)));
+        .map(|r| (Instant::now(), Duration::from_secs_f64(per_session / r)));
     let late = Arc::new(AtomicU64::new(0));
     run_phase(&title, client, server, || {
         let sent = Arc::new(AtomicU64::new(0));
@@ -591,7 +659,7 @@ async fn incremental_phase(
                 let (client, users, sent) = (client.clone(), users.clone(), sent.clone());
                 let (next_session, late) = (next_session.clone(), late.clone());
                 let budget = opts.requests;
-                let syncs_per_user = opts.syncs_per_user;
+                let (syncs_per_user, firefox) = (opts.syncs_per_user, opts.firefox);
                 tokio::spawn(async move {
                     let mut x = task.wrapping_mul(2654435761).wrapping_add(12345);
                     let mut round = 0;
@@ -611,7 +679,7 @@ async fn incremental_phase(
                         }
                         let user = &users[(x % users.len() as u64) as usize];
                         round += 1;
-                        let n = incremental_sync(&client, user, round * 1000 + task).await;
+                        let n = incremental_sync(&client, user, round * 1000 + task, firefox).await;
                         sent.fetch_add(n, Ordering::Relaxed);
                     }
                 })
