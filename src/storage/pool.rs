@@ -175,7 +175,11 @@ impl Pool {
     /// Shutdown: lets the closer finish its queue and stops it, then closes every pooled
     /// connection, each under its user's lock.
     pub fn clear(&self) {
-        if let Some(closer) = lock(&self.closer).take() {
+        // Taken before the join, not in the `if let`: its guard would live through the
+        // join, while a closer thread may wait for a user's lock held by a request that
+        // is about to queue an eviction, which takes this mutex: neither would finish.
+        let closer = lock(&self.closer).take();
+        if let Some(closer) = closer {
             // Dropping the sender ends the threads once the queue is empty.
             drop(closer.queue);
             for thread in closer.threads {
@@ -370,6 +374,61 @@ mod tests {
         assert!(pool.track_opened(1, &slot));
         drop(guard);
         pool.flush();
+        assert!(lock(&slot).is_none());
+    }
+
+    /// Shutdown while a request holds an evicted user's lock and then opens its file: the
+    /// closer waits for that lock, `clear` waits for the closer, and the request must still
+    /// get through `track_opened` (which once blocked on the closer mutex `clear` held).
+    #[test]
+    fn clear_lets_a_request_on_an_evicted_user_finish() {
+        use std::sync::mpsc::channel;
+        use std::time::Duration;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_path_buf();
+        let pool = Arc::new(Pool::new(1));
+        let slot = pool.slot(1);
+        let (locked_tx, locked) = channel();
+        let (go, go_rx) = channel::<()>();
+        let (done_tx, done) = channel();
+        let request = {
+            let (pool, slot) = (pool.clone(), slot.clone());
+            std::thread::spawn(move || {
+                let mut guard = lock(&slot);
+                locked_tx.send(()).expect("send");
+                go_rx.recv().expect("go");
+                *guard = Some(
+                    UserDb::open(&path.join("1.db"), SqliteSynchronous::Full, 0).expect("open"),
+                );
+                if !pool.track_opened(1, &slot) {
+                    guard.take();
+                }
+                drop(guard);
+                done_tx.send(()).expect("send");
+            })
+        };
+        locked.recv().expect("request holds the lock");
+        pool.slot(2); // evicts user 1: a closer now waits for its lock
+        let (cleared_tx, cleared) = channel();
+        let clearing = {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                pool.clear();
+                cleared_tx.send(()).expect("send");
+            })
+        };
+        // Until `clear` has taken the closer (and is joining its threads).
+        while matches!(pool.closer.try_lock(), Ok(closer) if closer.is_some()) {
+            std::thread::yield_now();
+        }
+        go.send(()).expect("go");
+        done.recv_timeout(Duration::from_secs(10))
+            .expect("the request finished during shutdown");
+        cleared
+            .recv_timeout(Duration::from_secs(10))
+            .expect("shutdown finished");
+        request.join().expect("request thread");
+        clearing.join().expect("clearing thread");
         assert!(lock(&slot).is_none());
     }
 
