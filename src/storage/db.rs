@@ -52,17 +52,28 @@ impl UserDb {
     /// Opens (creating if needed) the file at `path`. `floor` is a lower bound for the next
     /// write timestamp (kept in memory when a user's file was deleted).
     pub fn open(path: &Path, sync: SqliteSynchronous, floor: i64) -> Result<UserDb, StorageError> {
-        Self::open_with_timeout(path, sync, floor, BUSY_TIMEOUT)
+        Self::open_with(path, sync, floor, BUSY_TIMEOUT, Create::Yes)
     }
 
-    /// As [`UserDb::open`], waiting at most `busy` for a file another process holds.
-    pub fn open_with_timeout(
+    /// Opens an existing file for a command-line tool, waiting at most `busy` while another
+    /// process (a running server) holds it. A file that is gone, perhaps deleted by the
+    /// server since it was listed, gives `NotFound` and is not created again.
+    pub fn open_existing(
+        path: &Path,
+        sync: SqliteSynchronous,
+        busy: Duration,
+    ) -> Result<UserDb, StorageError> {
+        Self::open_with(path, sync, 0, busy, Create::No)
+    }
+
+    fn open_with(
         path: &Path,
         sync: SqliteSynchronous,
         floor: i64,
         busy: Duration,
+        create: Create,
     ) -> Result<UserDb, StorageError> {
-        let conn = open_connection(path, sync, busy)?;
+        let conn = open_connection(path, sync, busy, create)?;
         if migrate(&conn)? == FileState::New {
             sync_folders_above(path);
         }
@@ -219,18 +230,30 @@ pub fn set_storage_modified(tx: &Transaction<'_>, ms: i64) -> Result<(), Storage
     Ok(())
 }
 
+/// Whether opening a user's file may create it.
+#[derive(Clone, Copy, PartialEq)]
+enum Create {
+    Yes,
+    No,
+}
+
 fn open_connection(
     path: &Path,
     sync: SqliteSynchronous,
     busy: Duration,
+    create: Create,
 ) -> Result<Connection, StorageError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create == Create::Yes {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
     // The user's folder usually exists; create it only when SQLite cannot open the file,
     // rather than a mkdir and a stat on every open.
     let conn = match Connection::open_with_flags(path, flags) {
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
+            if create == Create::No {
+                return Err(StorageError::NotFound);
+            }
             create_parent(path)?;
             Connection::open_with_flags(path, flags)?
         }
@@ -378,6 +401,25 @@ fn migrate(conn: &Connection) -> Result<FileState, StorageError> {
 mod tests {
     use super::*;
 
+    /// `syncserver purge` lists files, then opens them: one the server deleted meanwhile
+    /// must stay deleted, not come back as an empty database (or folders).
+    #[test]
+    fn open_existing_does_not_create_a_missing_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("34/12/1234.db");
+        let missing = UserDb::open_existing(&path, SqliteSynchronous::Full, HELD_FILE_WAIT);
+        assert!(matches!(missing, Err(StorageError::NotFound)));
+        assert!(!dir.path().join("34").exists());
+        drop(UserDb::open(&path, SqliteSynchronous::Full, 0).expect("create"));
+        let existing = UserDb::open_existing(&path, SqliteSynchronous::Full, HELD_FILE_WAIT);
+        assert!(existing.is_ok());
+        drop(existing);
+        std::fs::remove_file(&path).expect("delete the database");
+        let deleted = UserDb::open_existing(&path, SqliteSynchronous::Full, HELD_FILE_WAIT);
+        assert!(matches!(deleted, Err(StorageError::NotFound)));
+        assert!(!path.exists());
+    }
+
     #[test]
     fn new_file_gets_schema_wal_and_incremental_vacuum() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -405,11 +447,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("1.db");
         let busy = Duration::from_millis(10);
-        let conn = open_connection(&path, SqliteSynchronous::Full, busy).expect("open");
+        let conn =
+            open_connection(&path, SqliteSynchronous::Full, busy, Create::Yes).expect("open");
         assert_eq!(migrate(&conn).expect("migrate"), FileState::New);
         assert_eq!(migrate(&conn).expect("again"), FileState::Existing);
         drop(conn);
-        let conn = open_connection(&path, SqliteSynchronous::Full, busy).expect("reopen");
+        let conn =
+            open_connection(&path, SqliteSynchronous::Full, busy, Create::Yes).expect("reopen");
         assert_eq!(migrate(&conn).expect("reopened"), FileState::Existing);
     }
 

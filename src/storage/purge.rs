@@ -191,7 +191,7 @@ pub fn purge_all_blocking(settings: &Settings) -> Result<String, String> {
     let mut in_use = 0u64;
     for d1 in 0..TOP_FOLDERS {
         for (uid, path) in users_in(&storage_dir, d1) {
-            let opened = UserDb::open_with_timeout(&path, s.sqlite_synchronous, 0, HELD_FILE_WAIT);
+            let opened = UserDb::open_existing(&path, s.sqlite_synchronous, HELD_FILE_WAIT);
             let result = opened.and_then(|mut db| {
                 db.fold_wal_on_close();
                 purge_db(
@@ -206,6 +206,8 @@ pub fn purge_all_blocking(settings: &Settings) -> Result<String, String> {
                 Ok(p) => total.add(p),
                 // A running server holds the files of its active users; it purges those itself.
                 Err(StorageError::Busy(_)) => in_use += 1,
+                // Deleted (by a running server) since it was listed: nothing to purge.
+                Err(StorageError::NotFound) => {}
                 Err(e) => {
                     failures += 1;
                     eprintln!("syncserver: purge of user {uid} failed: {e}");
