@@ -261,8 +261,14 @@ fn open_connection(
     // rather than a mkdir and a stat on every open.
     let conn = match Connection::open_with_flags(path, flags) {
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
+            // Only a missing file is "gone"; one that exists but cannot be opened is a
+            // failure to report.
             if create == Create::No {
-                return Err(StorageError::NotFound);
+                return Err(if path.exists() {
+                    e.into()
+                } else {
+                    StorageError::NotFound
+                });
             }
             create_parent(path)?;
             Connection::open_with_flags(path, flags)?
@@ -427,6 +433,14 @@ mod tests {
         let deleted = UserDb::open_existing(&path, SqliteSynchronous::Full, HELD_FILE_WAIT);
         assert!(matches!(deleted, Err(StorageError::NotFound)));
         assert!(!path.exists());
+        // Something there that SQLite cannot open is not "gone".
+        std::fs::create_dir(&path).expect("a folder where the file was");
+        let unopenable = UserDb::open_existing(&path, SqliteSynchronous::Full, HELD_FILE_WAIT);
+        assert!(
+            matches!(unopenable, Err(StorageError::Unavailable(_))),
+            "{:?}",
+            unopenable.err()
+        );
     }
 
     #[test]
