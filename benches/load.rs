@@ -394,20 +394,26 @@ async fn incremental_sync(client: &Client, user: &User, round: u64, firefox: boo
         let _ = res.bytes().await;
     }
     sent += 1;
+    post_small(client, user, round).await;
+    sent + 1
+}
+
+/// The routine upload: 1-5 new history records in one `batch=true&commit=true` POST, after
+/// which the client has synced history up to the upload.
+async fn post_small(client: &Client, user: &User, round: u64) {
     let count = 1 + (round % 5) as usize;
     let body = records(count, &format!("h{:03}", round % 1000), round, 300);
     let res = client
         .send(
             "post_small",
             user,
-            Method::POST,
+            reqwest::Method::POST,
             "/storage/history?batch=true&commit=true",
             Some(body),
             &[],
         )
         .await;
     remember_history(user, res.as_ref()).await;
-    sent + 1
 }
 
 /// The rest of a routine sync as Firefox sends it (PROTOCOL.md §9), after info/collections:
@@ -424,18 +430,7 @@ async fn firefox_routine_sync(client: &Client, user: &User, round: u64) -> u64 {
             let _ = res.bytes().await;
         }
     }
-    let count = 1 + (round % 5) as usize;
-    let body = records(count, &format!("h{:03}", round % 1000), round, 300);
-    client
-        .send(
-            "post_small",
-            user,
-            Method::POST,
-            "/storage/history?batch=true&commit=true",
-            Some(body),
-            &[],
-        )
-        .await;
+    post_small(client, user, round).await;
     reads.len() as u64 + 1
 }
 
