@@ -385,7 +385,9 @@ enum Format {
 }
 
 /// RS's `Accept` negotiation: highest q first; JSON for `*/*`, a missing or unparseable
-/// header; 406 when only other types are acceptable.
+/// header; 406 when only other types are acceptable. As with RS's header parser, one
+/// malformed entry (no `type/subtype`, a bad parameter or q) makes the whole header
+/// unparseable.
 fn negotiate(req: &HttpRequest) -> Result<Format, StorageError> {
     let Some(value) = req
         .headers()
@@ -394,22 +396,17 @@ fn negotiate(req: &HttpRequest) -> Result<Format, StorageError> {
     else {
         return Ok(Format::Json);
     };
-    let mut ranges: Vec<(f32, &str)> = value
+    let parsed: Option<Vec<(f32, &str)>> = value
         .split(',')
-        .filter_map(|part| {
-            let mut pieces = part.split(';');
-            let media = pieces.next()?.trim();
-            let q = pieces
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            (!media.is_empty()).then_some((q, media))
-        })
+        .filter(|part| !part.trim().is_empty())
+        .map(media_range)
         .collect();
-    if ranges.is_empty() {
-        return Ok(Format::Json);
-    }
-    ranges.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+    let mut ranges = match parsed {
+        Some(ranges) if !ranges.is_empty() => ranges,
+        _ => return Ok(Format::Json),
+    };
+    // Stable: among equal q, the header's order decides.
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (q, media) in ranges {
         if q <= 0.0 {
             continue;
@@ -422,6 +419,38 @@ fn negotiate(req: &HttpRequest) -> Result<Format, StorageError> {
         }
     }
     Err(StorageError::NotAcceptable)
+}
+
+/// One `Accept` entry as (q, `type/subtype`); `None` when it is malformed.
+fn media_range(part: &str) -> Option<(f32, &str)> {
+    let mut pieces = part.split(';');
+    let media = pieces.next()?.trim();
+    let (kind, subtype) = media.split_once('/')?;
+    if !is_token(kind) || !is_token(subtype) {
+        return None;
+    }
+    let mut q = 1.0;
+    for param in pieces {
+        let (name, value) = param.split_once('=')?;
+        let (name, value) = (name.trim(), value.trim());
+        if !is_token(name) || value.is_empty() {
+            return None;
+        }
+        if name.eq_ignore_ascii_case("q") {
+            q = value
+                .parse::<f32>()
+                .ok()
+                .filter(|q| (0.0..=1.0).contains(q))?;
+        }
+    }
+    Some((q, media))
+}
+
+/// An HTTP token (RFC 9110 §5.6.2): what a media type, subtype or parameter name is made of.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 async fn get_collection(req: HttpRequest, storage: web::Data<Storage>) -> Answer {
@@ -717,6 +746,19 @@ mod tests {
         );
         assert!(fmt(Some("x/yy")).is_none());
         assert!(fmt(Some("text/plain")).is_none());
+        assert!(fmt(Some("text/plain;q=0, application/newlines;q=0.2")) == Some(Format::Newlines));
+        // Unparseable headers read as none at all: JSON.
+        for garbage in [
+            "garbage",
+            "garbage;;;",
+            ";",
+            ",",
+            "x/yy, junk",
+            "x/yy;q=abc",
+            "x/yy;q=2",
+        ] {
+            assert!(fmt(Some(garbage)) == Some(Format::Json), "{garbage}");
+        }
     }
 
     #[test]
