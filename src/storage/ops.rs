@@ -675,11 +675,14 @@ pub fn batch_commit(
         .execute([batch])?;
     tx.prepare_cached("DELETE FROM batches WHERE id = ?1")?
         .execute([batch])?;
+    // With a quota: what is left once the pending items and this request's are in. The
+    // usage before (`used`) plus this request's items would miss the pending ones.
+    let quota_remaining = match used {
+        Some(_) => remaining(env, usage(&tx, env, visible_now(env, t))?, &[]),
+        None => None,
+    };
     tx.commit()?;
-    Ok(Written {
-        t,
-        quota_remaining: remaining(env, used, items),
-    })
+    Ok(Written { t, quota_remaining })
 }
 
 /// The records and payload bytes a batch holds so far. The batch must exist, belong to this

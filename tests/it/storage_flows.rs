@@ -340,11 +340,25 @@ async fn quota_is_enforced_and_reported() {
     let pending = c
         .post(
             "/storage/xxx_col2?batch=true",
-            r#"[{"id":"d","payload":"x"}]"#,
+            &json!([{"id": "d", "payload": "x".repeat(256)}]).to_string(),
         )
         .await;
     pending.expect(202);
     assert_eq!(pending.header("x-weave-quota-remaining"), Some("0.50"));
+    // The commit's answer counts the pending items as well as its own.
+    let batch = pending.json()["batch"]
+        .as_str()
+        .expect("batch id")
+        .to_string();
+    let committed = c
+        .post(
+            &format!("/storage/xxx_col2?batch={batch}&commit=true"),
+            &json!([{"id": "f", "payload": "x".repeat(64)}]).to_string(),
+        )
+        .await;
+    committed.expect(200);
+    assert_eq!(committed.header("x-weave-quota-remaining"), Some("0.19"));
+    c.delete("/storage/xxx_col2").await.expect(200);
     let by_ids = c.delete("/storage/xxx_col1?ids=c").await;
     assert_eq!(by_ids.header("x-weave-quota-remaining"), Some("1.00"));
     let coll = c.delete("/storage/xxx_col1").await;
