@@ -105,11 +105,17 @@ fn add_weave_timestamp<B>(res: &mut HttpResponse<B>, now_ms: i64) {
 
 // ---- request helpers ----
 
+/// The uid of the URL. The router matched it after percent-decoding; the raw segment must
+/// be the same digits, so `/1.5/%31/…` is no storage URL (404), like any non-digit uid.
+/// (A `public_url` prefix is gone from the path by now: `server::path_prefix`.)
 fn uid_of(req: &HttpRequest) -> Result<u64, StorageError> {
-    req.match_info()
-        .get("uid")
-        .and_then(|s| s.parse().ok())
-        .ok_or(StorageError::NotFound)
+    let uid = req.match_info().get("uid").ok_or(StorageError::NotFound)?;
+    // "/1.5/{uid}/…" splits into "", "1.5", uid, …
+    let raw = req.uri().path().split('/').nth(2);
+    if raw != Some(uid) {
+        return Err(StorageError::NotFound);
+    }
+    uid.parse().map_err(|_| StorageError::NotFound)
 }
 
 fn collection_of(req: &HttpRequest) -> String {
