@@ -111,6 +111,16 @@ impl UserDb {
         self.on_close = OnClose::Keep;
     }
 
+    /// Whether closing the connection now would fold the WAL into the database (writes and
+    /// fsyncs) rather than only release memory and file descriptors.
+    pub fn close_folds(&self) -> bool {
+        match self.on_close {
+            OnClose::BySize => self.wal_len() > WAL_KEEP_BYTES,
+            OnClose::Fold => true,
+            OnClose::Keep => false,
+        }
+    }
+
     fn wal_len(&self) -> u64 {
         self.conn
             .path()
@@ -167,12 +177,7 @@ impl Drop for UserDb {
     /// asks for a fold; then SQLite checkpoints and truncates the WAL as the connection
     /// closes.
     fn drop(&mut self) {
-        let fold = match self.on_close {
-            OnClose::BySize => self.wal_len() > WAL_KEEP_BYTES,
-            OnClose::Fold => true,
-            OnClose::Keep => false,
-        };
-        if fold
+        if self.close_folds()
             && let Err(e) = self
                 .conn
                 .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
