@@ -1,7 +1,8 @@
 //! One user's SQLite file: opening it with the connection pragmas, applying the embedded
 //! migrations (tracked with `PRAGMA user_version`), and the write-timestamp high-water mark.
 
-use std::os::raw::c_int;
+use std::cell::Cell;
+use std::os::raw::{c_char, c_int, c_void};
 use std::path::Path;
 use std::time::Duration;
 
@@ -32,18 +33,26 @@ const SPILL_PAGES: i64 = 64;
 const WARM_AFTER_USES: u32 = 8;
 /// Prepared statements kept per open file: enough for every request kind's statements.
 const STATEMENT_CACHE: usize = 24;
-/// A closed file keeps its WAL (recovered on the next open) up to this size; a larger one
-/// is folded into the database when the connection closes. ~15 pages: a few syncs' writes.
-const WAL_KEEP_BYTES: u64 = 64 * 1024;
-/// WAL pages after which SQLite folds the WAL into the database while the file is open
-/// (its default is 1,000): 512 KiB, within `WAL_FILE_BYTES`, so that the restarted log
-/// reuses blocks the WAL file already has.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 128;
+/// A closed file keeps a WAL of up to this many pages, which the next open reads back
+/// (SQLite's WAL recovery); with more, the close folds them into the database first.
+/// 64 KiB of 4 KiB pages: a few syncs' writes. Such a fold keeps the WAL file's blocks and
+/// marks it empty (`fold_in_place`): the commits after the next open then overwrite blocks
+/// instead of growing the file, which would make each fdatasync write the inode as well,
+/// and no truncation frees blocks only for them to be allocated again. Load bench, 10,000
+/// users, alternating runs against truncating folds: 291-336 against 329-377 µs per
+/// request (9 runs each). The purge's visit to an idle user (`OnClose::Fold`) still
+/// truncates, so only recently active users keep WAL blocks.
+const WAL_KEEP_PAGES: c_int = 16;
+/// WAL pages after which the WAL is folded into the database while the file is open
+/// (SQLite's default is 1,000): 512 KiB, within `WAL_FILE_BYTES`, so that the restarted
+/// log reuses blocks the WAL file already has. Done by `on_commit`, which replaces
+/// SQLite's own automatic checkpoint.
+const WAL_AUTOCHECKPOINT_PAGES: c_int = 128;
 /// What a restarted WAL is cut back to (`journal_size_limit`). Kept allocated, an
 /// open file's WAL is overwritten by later commits instead of growing, and with fdatasync
-/// (see `.cargo/config.toml`) such a commit flushes no file metadata. A close that folds
-/// the WAL still truncates it to zero. Load bench, 100 users: 139.5 against 151 µs per
-/// request (medians of 6 alternating runs; 147 with fsync); 10,000 users unchanged.
+/// (see `.cargo/config.toml`) such a commit flushes no file metadata. Load bench, 100
+/// users: 139.5 against 151 µs per request (medians of 6 alternating runs; 147 with
+/// fsync).
 const WAL_FILE_BYTES: i64 = 1024 * 1024;
 /// How long to wait for another process (e.g. `syncserver purge`) holding the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,6 +65,10 @@ pub struct UserDb {
     on_close: OnClose,
     /// Requests served, up to `WARM_AFTER_USES`.
     uses: u32,
+    /// Pages in the WAL as of the last commit (`on_commit`), copied into the database or
+    /// not: the next open reads them all back. Boxed: SQLite holds a pointer to it while
+    /// the connection lives (`conn` is dropped first, being declared first).
+    wal_frames: Box<Cell<c_int>>,
 }
 
 impl UserDb {
@@ -84,6 +97,8 @@ impl UserDb {
         create: Create,
     ) -> Result<UserDb, StorageError> {
         let conn = open_connection(path, sync, busy, create)?;
+        let wal_frames = Box::new(Cell::new(0));
+        track_wal(&conn, &wal_frames);
         if migrate(&conn)? == FileState::New {
             sync_folders_above(path);
         }
@@ -96,6 +111,7 @@ impl UserDb {
             high_water: stored.max(floor),
             on_close: OnClose::BySize,
             uses: 0,
+            wal_frames,
         })
     }
 
@@ -115,17 +131,35 @@ impl UserDb {
     /// fsyncs) rather than only release memory and file descriptors.
     pub fn close_folds(&self) -> bool {
         match self.on_close {
-            OnClose::BySize => self.wal_len() > WAL_KEEP_BYTES,
+            OnClose::BySize => self.wal_frames.get() > WAL_KEEP_PAGES,
             OnClose::Fold => true,
             OnClose::Keep => false,
         }
     }
 
-    fn wal_len(&self) -> u64 {
-        self.conn
-            .path()
-            .and_then(|p| std::fs::metadata(format!("{p}-wal")).ok())
-            .map_or(0, |m| m.len())
+    /// Folds the WAL into the database and marks it empty without shrinking it, so the
+    /// next commits, after the file is opened again, overwrite blocks the WAL already has.
+    /// False when that did not happen (nothing is lost either way).
+    fn fold_in_place(&self) -> bool {
+        let done = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            });
+        match done {
+            // Every page is in the database, which the checkpoint synced: what the WAL
+            // holds is no longer needed, and a WAL without a valid header reads as empty.
+            Ok((0, log, copied)) if log == copied => invalidate_wal_header(&self.conn),
+            Ok(_) => false,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot fold the WAL in");
+                false
+            }
+        }
     }
 
     /// Counts a request; the file's page cache grows once it is in steady use. Small caches
@@ -166,18 +200,24 @@ impl UserDb {
 
 /// What closing a connection does with its WAL.
 enum OnClose {
-    /// Fold it in when it has grown past `WAL_KEEP_BYTES`.
+    /// Fold it in, keeping the WAL file's size, when it holds more than `WAL_KEEP_PAGES`.
     BySize,
+    /// Fold it in and truncate the WAL file: the file is left self-contained.
     Fold,
     Keep,
 }
 
 impl Drop for UserDb {
-    /// Connections close without a checkpoint (see `open_connection`) unless `on_close`
-    /// asks for a fold; then SQLite checkpoints and truncates the WAL as the connection
-    /// closes.
+    /// Connections close without a checkpoint (see `open_connection`). `OnClose::BySize`
+    /// folds the WAL in place first; `OnClose::Fold` (or a failed fold in place) lets SQLite
+    /// checkpoint and truncate the WAL as the connection closes.
     fn drop(&mut self) {
-        if self.close_folds()
+        let truncate = match self.on_close {
+            OnClose::BySize => self.close_folds() && !self.fold_in_place(),
+            OnClose::Fold => true,
+            OnClose::Keep => false,
+        };
+        if truncate
             && let Err(e) = self
                 .conn
                 .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
@@ -306,7 +346,6 @@ fn open_connection(
     conn.execute_batch(&format!(
         "PRAGMA locking_mode = EXCLUSIVE;
          PRAGMA journal_size_limit = {WAL_FILE_BYTES};
-         PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};
          PRAGMA synchronous = {synchronous};
          PRAGMA cache_size = -{CACHE_SIZE_KIB_COLD};
          PRAGMA cache_spill = {SPILL_PAGES};
@@ -381,6 +420,86 @@ fn keep_wal_file(conn: &Connection) {
     };
     if rc != rusqlite::ffi::SQLITE_OK {
         tracing::debug!(rc, "cannot make the WAL file persistent");
+    }
+}
+
+/// Makes SQLite report the WAL's size after each commit into `frames` (see `on_commit`).
+#[allow(unsafe_code)]
+fn track_wal(conn: &Connection, frames: &Cell<c_int>) {
+    // SAFETY: `frames` is boxed in the `UserDb` that owns `conn` and is dropped after
+    // it, so the pointer is valid whenever SQLite calls the hook; the connection is used
+    // by one thread at a time, the one calling the hook.
+    unsafe {
+        rusqlite::ffi::sqlite3_wal_hook(
+            conn.handle(),
+            Some(on_commit),
+            std::ptr::from_ref(frames).cast_mut().cast(),
+        );
+    }
+}
+
+/// SQLite's WAL hook, called after each commit with the WAL's size in pages. Records it,
+/// and folds the WAL in past `WAL_AUTOCHECKPOINT_PAGES`, as SQLite's own automatic
+/// checkpoint (which this hook replaces) would; the next commit then restarts the WAL.
+#[allow(unsafe_code)]
+unsafe extern "C" fn on_commit(
+    frames: *mut c_void,
+    db: *mut rusqlite::ffi::sqlite3,
+    name: *const c_char,
+    pages: c_int,
+) -> c_int {
+    // SAFETY: `frames` is the `Cell` registered by `track_wal`, alive (see there).
+    let frames = unsafe { &*(frames as *const Cell<c_int>) };
+    frames.set(pages);
+    if pages >= WAL_AUTOCHECKPOINT_PAGES {
+        // SAFETY: `db` and `name` come from SQLite for this call; a checkpoint from the WAL
+        // hook is what SQLite's own automatic checkpoint does. A failure leaves the WAL to
+        // a later checkpoint, as SQLite's does.
+        unsafe {
+            rusqlite::ffi::sqlite3_wal_checkpoint_v2(
+                db,
+                name,
+                rusqlite::ffi::SQLITE_CHECKPOINT_PASSIVE,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+        }
+    }
+    rusqlite::ffi::SQLITE_OK
+}
+
+/// Overwrites the WAL's header with zeros through SQLite's own handle of the WAL file.
+/// SQLite then reads the WAL as empty on the next open and starts it afresh at its first
+/// commit, with a new salt, so the old frames after it never count again.
+#[allow(unsafe_code)]
+fn invalidate_wal_header(conn: &Connection) -> bool {
+    use rusqlite::ffi;
+    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: SQLITE_FCNTL_JOURNAL_POINTER writes one `sqlite3_file *` (the WAL's, once
+    // the WAL is open) through the pointer, which outlives the call.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_JOURNAL_POINTER,
+            (&raw mut file).cast(),
+        )
+    };
+    if rc != ffi::SQLITE_OK || file.is_null() {
+        return false;
+    }
+    // SAFETY: `file` is SQLite's open WAL file (methods are null when it is not open);
+    // xWrite takes a buffer of the given length and an offset. The connection holds the
+    // file's exclusive lock and is about to close; no other handle writes to the WAL.
+    unsafe {
+        let methods = (*file).pMethods;
+        match methods.as_ref().and_then(|m| m.xWrite) {
+            Some(write) => {
+                let zeros = [0u8; 32];
+                write(file, zeros.as_ptr().cast(), zeros.len() as c_int, 0) == ffi::SQLITE_OK
+            }
+            None => false,
+        }
     }
 }
 
@@ -511,10 +630,29 @@ mod tests {
         assert_eq!(cache(&db), -CACHE_SIZE_KIB_WARM);
     }
 
-    fn wal_len(path: &Path) -> u64 {
+    fn wal_path(path: &Path) -> std::path::PathBuf {
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
-        std::fs::metadata(wal).expect("persistent WAL").len()
+        wal.into()
+    }
+
+    fn wal_len(path: &Path) -> u64 {
+        std::fs::metadata(wal_path(path))
+            .expect("persistent WAL")
+            .len()
+    }
+
+    /// Bytes of a WAL holding `pages` pages of 4 KiB.
+    fn wal_bytes(pages: c_int) -> u64 {
+        32 + pages as u64 * (24 + 4096)
+    }
+
+    /// Rows in the database file alone, without its WAL: what was folded in.
+    fn count_without_wal(path: &Path) -> i64 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(path, &copy).expect("copy");
+        count(&copy)
     }
 
     fn insert(db: &UserDb, first: i64, count: i64, size: usize) {
@@ -545,21 +683,72 @@ mod tests {
         insert(&db, 0, 3, 100);
         drop(db);
         let kept = wal_len(&path);
-        assert!(kept > 0 && kept <= WAL_KEEP_BYTES, "WAL kept: {kept} bytes");
+        assert!(
+            kept > 0 && kept <= wal_bytes(WAL_KEEP_PAGES),
+            "WAL kept: {kept} bytes"
+        );
         // Not checkpointed: the reopened connection recovers the rows from the WAL.
         assert_eq!(count(&path), 3);
     }
 
+    /// A close with more than `WAL_KEEP_PAGES` pending folds them into the database and
+    /// leaves the WAL file's blocks for the next commits, which overwrite them.
     #[test]
-    fn large_wal_is_folded_in_at_close() {
+    fn large_wal_is_folded_in_at_close_and_its_blocks_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("1.db");
         let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
         insert(&db, 0, 40, 3000);
-        assert!(wal_len(&path) > WAL_KEEP_BYTES);
+        assert!(db.close_folds());
+        let size = wal_len(&path);
+        assert!(size > wal_bytes(WAL_KEEP_PAGES));
         drop(db);
-        assert_eq!(wal_len(&path), 0, "checkpointed and truncated");
-        assert_eq!(count(&path), 40);
+        assert_eq!(count_without_wal(&path), 40, "folded into the .db");
+        assert_eq!(wal_len(&path), size, "WAL blocks kept");
+        let header = std::fs::read(wal_path(&path)).expect("read WAL");
+        assert!(header[..32].iter().all(|&b| b == 0), "WAL marked empty");
+        let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("reopen");
+        insert(&db, 40, 2, 100);
+        assert!(!db.close_folds());
+        drop(db);
+        assert_eq!(wal_len(&path), size, "overwritten, not grown");
+        assert_eq!(count(&path), 42);
+    }
+
+    /// A WAL that the automatic checkpoint already copied into the database still holds
+    /// its pages, which the next open would read back: the close marks it empty too.
+    #[test]
+    fn wal_folded_while_open_is_marked_empty_at_close() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("1.db");
+        let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        insert(&db, 0, 200, 3000);
+        assert!(db.wal_frames.get() >= WAL_AUTOCHECKPOINT_PAGES);
+        assert_eq!(count_without_wal(&path), 200, "checkpointed by on_commit");
+        drop(db);
+        let header = std::fs::read(wal_path(&path)).expect("read WAL");
+        assert!(header[..32].iter().all(|&b| b == 0), "WAL marked empty");
+        assert_eq!(count(&path), 200);
+    }
+
+    /// The frames a fold in place leaves behind in the WAL never count again: the next
+    /// WAL starts with a new salt. Here they hold all 40 rows, at a later position than
+    /// the next session's frames, which delete them.
+    #[test]
+    fn frames_left_by_a_fold_in_place_never_come_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("1.db");
+        let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        insert(&db, 0, 40, 3000);
+        drop(db);
+        let size = wal_len(&path);
+        let mut db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("reopen");
+        db.conn.execute("DELETE FROM bso", []).expect("delete");
+        db.keep_wal_on_close();
+        drop(db);
+        assert_eq!(wal_len(&path), size, "written from the WAL's start");
+        assert_eq!(count(&path), 0);
+        assert_eq!(count(&path), 0, "and again after that open's recovery");
     }
 
     #[test]
@@ -569,7 +758,7 @@ mod tests {
         let mut db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
         insert(&db, 0, 40, 3000);
         let before = wal_len(&path);
-        assert!(before > WAL_KEEP_BYTES);
+        assert!(before > wal_bytes(WAL_KEEP_PAGES));
         db.keep_wal_on_close();
         drop(db);
         assert_eq!(wal_len(&path), before, "not folded in");
@@ -583,7 +772,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("1.db");
         let mut db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
-        let cycle = (WAL_AUTOCHECKPOINT_PAGES * 4096) as u64;
+        let cycle = wal_bytes(WAL_AUTOCHECKPOINT_PAGES);
         let mut next = 0;
         // One page per commit until the WAL has passed its checkpoint size.
         while wal_len(&path) <= cycle {
