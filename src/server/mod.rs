@@ -149,6 +149,13 @@ impl Server {
                 .wrap(actix_cors::Cors::permissive().max_age(3600))
         })
         .disable_signals()
+        // Each worker's blocking pool, which runs the SQLite jobs (`MAX_DB_JOBS` at once
+        // across workers) and a few other blocking calls. At actix's default (512 /
+        // workers) a busy pool grew to ~20 threads per worker that contended for the
+        // pool's one lock (spinning, then sched_yield). Load bench, 10,000 users: 267-279
+        // µs per request with 8 against 283-302 with the default (4 alternating runs each;
+        // 10 threads: 271-294; 4 and 6: like 8); 100 users: 120-130 against 128-133.
+        .worker_max_blocking_threads(crate::storage::MAX_DB_JOBS)
         .shutdown_timeout(30)
         .listen(widen_backlog(listener)?)
         .map_err(|source| StartError::Bind {

@@ -42,7 +42,7 @@ use query::Precondition;
 /// Concurrent SQLite jobs: more only adds threads and memory, not throughput (load bench,
 /// 10,000 users: 8 jobs gave 397 µs per request and 64-66 MiB, 16 jobs 410-426 µs and
 /// 67 MiB).
-const MAX_DB_JOBS: usize = 8;
+pub const MAX_DB_JOBS: usize = 8;
 
 /// Replay-cache capacity (DECISIONS.md): enough for any realistic request rate in the window.
 const NONCE_CAPACITY: usize = 1_000_000;
