@@ -2,7 +2,6 @@
 //! migrations (tracked with `PRAGMA user_version`), and the write-timestamp high-water mark.
 
 use std::cell::Cell;
-use std::ffi::CStr;
 use std::os::raw::{c_char, c_int, c_void};
 use std::path::Path;
 use std::time::Duration;
@@ -12,6 +11,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavio
 
 use super::error::StorageError;
 use super::timestamp;
+use super::vfs::storage_vfs;
 use crate::config::SqliteSynchronous;
 
 /// Embedded schema migrations, applied in order; `user_version` = how many were applied.
@@ -252,6 +252,9 @@ pub fn configure_sqlite() {
         if !applied {
             tracing::debug!("SQLite was initialised already; its memory settings stay");
         }
+        // Now, with no connection open anywhere, rather than at the first user file's open
+        // while the tokenserver's connections may be using SQLite's system calls.
+        storage_vfs();
     });
 }
 
@@ -505,84 +508,6 @@ fn invalidate_wal_header(conn: &Connection) -> bool {
     }
 }
 
-/// The VFS of the user files: SQLite's default one, except that a WAL file that already
-/// exists is opened without SQLITE_OPEN_CREATE (see `open_existing_wal_first`).
-#[allow(unsafe_code)]
-fn storage_vfs() -> &'static CStr {
-    const NAME: &CStr = c"syncserver-storage";
-    static REGISTERED: std::sync::Once = std::sync::Once::new();
-    REGISTERED.call_once(|| {
-        use rusqlite::ffi;
-        // SAFETY: sqlite3_vfs_find returns SQLite's default VFS (alive for the process) or
-        // null. The copy keeps every method and `pAppData` of it, so methods that read
-        // their VFS argument see what they expect; only the name and xOpen differ. The
-        // copy is leaked: SQLite keeps the registered pointer for the process's life.
-        unsafe {
-            let base = ffi::sqlite3_vfs_find(std::ptr::null());
-            let Some(base_ref) = base.as_ref() else {
-                tracing::warn!("SQLite has no default VFS");
-                return;
-            };
-            BASE_VFS.store(base, std::sync::atomic::Ordering::Release);
-            let mut vfs = std::ptr::read(base_ref);
-            vfs.zName = NAME.as_ptr();
-            vfs.pNext = std::ptr::null_mut();
-            vfs.xOpen = Some(open_existing_wal_first);
-            let rc = ffi::sqlite3_vfs_register(Box::into_raw(Box::new(vfs)), 0);
-            if rc != ffi::SQLITE_OK {
-                tracing::warn!(rc, "cannot register the storage VFS");
-            }
-        }
-    });
-    NAME
-}
-
-/// SQLite's default VFS, which `open_existing_wal_first` opens files with.
-static BASE_VFS: std::sync::atomic::AtomicPtr<rusqlite::ffi::sqlite3_vfs> =
-    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
-
-/// xOpen of the storage VFS. SQLite opens every WAL with SQLITE_OPEN_CREATE, and the
-/// default VFS then syncs the WAL's folder at the WAL's first sync, as if the file were
-/// new. Our WAL files persist, so that was a folder fsync on the first commit of almost
-/// every sync at 10,000 users. A WAL is first opened without the create flag; only when
-/// that fails (no such file) is it opened as SQLite asked, creating it and syncing its
-/// folder. Everything else goes straight to the default VFS. Load bench, 10,000 users:
-/// 291-293 against 285-375 (median 308) µs per request, 4 alternating runs.
-#[allow(unsafe_code)]
-unsafe extern "C" fn open_existing_wal_first(
-    _vfs: *mut rusqlite::ffi::sqlite3_vfs,
-    name: rusqlite::ffi::sqlite3_filename,
-    file: *mut rusqlite::ffi::sqlite3_file,
-    flags: c_int,
-    out_flags: *mut c_int,
-) -> c_int {
-    use rusqlite::ffi;
-    let base = BASE_VFS.load(std::sync::atomic::Ordering::Acquire);
-    // SAFETY: `base` was stored before this VFS was registered, so it is SQLite's default
-    // VFS; its xOpen takes exactly these arguments, with `file` sized by its szOsFile,
-    // which this VFS copied. A failed open leaves `file` without methods, so it can be
-    // opened again.
-    unsafe {
-        let Some(open) = base.as_ref().and_then(|b| b.xOpen) else {
-            return ffi::SQLITE_CANTOPEN;
-        };
-        let wal = flags & ffi::SQLITE_OPEN_WAL != 0;
-        if wal && flags & ffi::SQLITE_OPEN_CREATE != 0 {
-            let rc = open(
-                base,
-                name,
-                file,
-                flags & !ffi::SQLITE_OPEN_CREATE,
-                out_flags,
-            );
-            if rc == ffi::SQLITE_OK {
-                return rc;
-            }
-        }
-        open(base, name, file, flags, out_flags)
-    }
-}
-
 /// Whether a file existed with a schema, or was just created.
 #[derive(Debug, PartialEq, Eq)]
 enum FileState {
@@ -830,6 +755,32 @@ mod tests {
         drop(db);
         assert!(wal_len(&path) > 0, "WAL created again");
         assert_eq!(count(&path), 5);
+    }
+
+    /// Opening a file changes nothing of its WAL on disk. Running as root, SQLite chowned
+    /// the WAL at every open, and the new ctime cost an inode write at the next commit.
+    #[test]
+    fn reopening_a_file_leaves_its_wal_untouched() {
+        use std::os::unix::fs::MetadataExt;
+        let (_dir, path) = user_file();
+        let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        insert(&db, 0, 3, 100);
+        drop(db);
+        let ctime = |p: &Path| {
+            let m = std::fs::metadata(p).expect("WAL");
+            (m.ctime(), m.ctime_nsec())
+        };
+        let before = ctime(&wal_path(&path));
+        // Past the kernel's timestamp granularity (one tick, at most 10 ms).
+        std::thread::sleep(Duration::from_millis(30));
+        let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("reopen");
+        let rows: i64 = db
+            .conn
+            .query_row("SELECT count(*) FROM bso", [], |r| r.get(0))
+            .expect("count");
+        drop(db);
+        assert_eq!(rows, 3);
+        assert_eq!(ctime(&wal_path(&path)), before, "WAL's ctime changed");
     }
 
     /// The frames a fold in place leaves behind in the WAL never count again: the next

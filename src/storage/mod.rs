@@ -20,6 +20,7 @@ mod pool;
 mod purge;
 mod query;
 mod timestamp;
+mod vfs;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
