@@ -338,6 +338,11 @@ fn open_connection(
     // eviction's cost. The committed frames stay in the WAL, durable as at commit, and the
     // next open recovers them; `Drop for UserDb` bounds what is left behind.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    // Plans that do not depend on bound values. Otherwise SQLite folds the value of a
+    // bound `LIMIT ?` into the plan and marks the statement to be compiled again whenever
+    // that parameter is bound: every collection listing was prepared twice, once by
+    // `prepare_cached` and again at its first step.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.busy_timeout(busy)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let synchronous = match sync {
@@ -755,6 +760,27 @@ mod tests {
         drop(db);
         assert!(wal_len(&path) > 0, "WAL created again");
         assert_eq!(count(&path), 5);
+    }
+
+    /// A statement with a bound LIMIT runs again without being compiled again: SQLite
+    /// only recompiles when a bound value shaped the plan, which QPSG turns off.
+    #[test]
+    fn bound_limit_does_not_recompile_the_statement() {
+        let (_dir, path) = user_file();
+        let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        insert(&db, 0, 5, 10);
+        let sql = "SELECT id FROM bso WHERE collection = ?1 ORDER BY modified LIMIT ?2";
+        for limit in [2, 3, 4] {
+            let mut stmt = db.conn.prepare_cached(sql).expect("prepare");
+            let ids: Vec<String> = stmt
+                .query_map(rusqlite::params![1, limit], |r| r.get(0))
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            assert_eq!(ids.len(), limit as usize);
+        }
+        let stmt = db.conn.prepare_cached(sql).expect("prepare");
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 
     /// Opening a file changes nothing of its WAL on disk. Running as root, SQLite chowned
