@@ -2,10 +2,10 @@
 //! (PROTOCOL.md §4.2–4.9, §4.11). Handlers call exactly one of these per request.
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, params};
 
 use super::bso::BsoIn;
-use super::db::{UserDb, next_timestamp, set_storage_modified, storage_modified};
+use super::db::{Tx, UserDb, next_timestamp, set_storage_modified, storage_modified};
 use super::error::{StorageError, WEAVE_SIZE_LIMIT};
 use super::query::{CollectionQuery, Offset, Precondition, Sort};
 
@@ -64,7 +64,7 @@ fn visible_now(env: &Env, high_water: i64) -> i64 {
     env.now.max(high_water)
 }
 
-fn collection(tx: &Transaction<'_>, name: &str) -> Result<Option<(i64, i64)>, StorageError> {
+fn collection(tx: &Tx<'_>, name: &str) -> Result<Option<(i64, i64)>, StorageError> {
     Ok(tx
         .prepare_cached("SELECT id, modified FROM collections WHERE name = ?1")?
         .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -73,7 +73,7 @@ fn collection(tx: &Transaction<'_>, name: &str) -> Result<Option<(i64, i64)>, St
 
 /// Sets the collection's last-modified to `t`, creating the collection. (`next_timestamp`
 /// already made `t` the storage last-modified.)
-fn touch_collection(tx: &Transaction<'_>, name: &str, t: i64) -> Result<i64, StorageError> {
+fn touch_collection(tx: &Tx<'_>, name: &str, t: i64) -> Result<i64, StorageError> {
     let id = tx
         .prepare_cached(
             "INSERT INTO collections (name, modified) VALUES (?1, ?2)
@@ -86,7 +86,7 @@ fn touch_collection(tx: &Transaction<'_>, name: &str, t: i64) -> Result<i64, Sto
 /// §4.5: update the supplied fields of a live row (a ttl-only update keeps `modified`), or
 /// create the row (replacing an expired one) with defaults for the rest. Liveness is judged
 /// at the write's timestamp `t`.
-fn apply_bso(tx: &Transaction<'_>, coll: i64, bso: &BsoIn, t: i64) -> Result<(), StorageError> {
+fn apply_bso(tx: &Tx<'_>, coll: i64, bso: &BsoIn, t: i64) -> Result<(), StorageError> {
     let size = bso.payload.as_ref().map(|p| p.len() as i64);
     // One upsert: the SET expressions see the existing row, so `live` tells an update of a
     // live row (unsent fields kept) from the replacement of an expired one (defaults).
@@ -119,7 +119,7 @@ fn apply_bso(tx: &Transaction<'_>, coll: i64, bso: &BsoIn, t: i64) -> Result<(),
 }
 
 /// Bytes of live payload the user stores.
-fn usage_bytes(tx: &Transaction<'_>, now: i64) -> Result<i64, StorageError> {
+fn usage_bytes(tx: &Tx<'_>, now: i64) -> Result<i64, StorageError> {
     Ok(tx
         .prepare_cached(
             "SELECT coalesce(sum(payload_size), 0) FROM bso WHERE expiry IS NULL OR expiry > ?1",
@@ -128,7 +128,7 @@ fn usage_bytes(tx: &Transaction<'_>, now: i64) -> Result<i64, StorageError> {
 }
 
 /// With a quota, the bytes the user stores; `None` without one.
-fn usage(tx: &Transaction<'_>, env: &Env, now: i64) -> Result<Option<i64>, StorageError> {
+fn usage(tx: &Tx<'_>, env: &Env, now: i64) -> Result<Option<i64>, StorageError> {
     if env.quota == 0 {
         return Ok(None);
     }
@@ -136,7 +136,7 @@ fn usage(tx: &Transaction<'_>, env: &Env, now: i64) -> Result<Option<i64>, Stora
 }
 
 /// With a quota: refuse (403/14) a write when usage already reached it; else the usage.
-fn check_quota(tx: &Transaction<'_>, env: &Env, now: i64) -> Result<Option<i64>, StorageError> {
+fn check_quota(tx: &Tx<'_>, env: &Env, now: i64) -> Result<Option<i64>, StorageError> {
     let used = usage(tx, env, now)?;
     if used.is_some_and(|u| u as u64 >= env.quota) {
         return Err(StorageError::OverQuota);
@@ -377,12 +377,7 @@ pub fn get_bso(
     found.ok_or(StorageError::NotFound)
 }
 
-fn find_bso(
-    tx: &Transaction<'_>,
-    coll: i64,
-    id: &str,
-    now: i64,
-) -> Result<Option<BsoOut>, StorageError> {
+fn find_bso(tx: &Tx<'_>, coll: i64, id: &str, now: i64) -> Result<Option<BsoOut>, StorageError> {
     Ok(tx
         .prepare_cached(
             "SELECT modified, payload, sortindex FROM bso
@@ -399,12 +394,7 @@ fn find_bso(
         .optional()?)
 }
 
-fn bso_modified(
-    tx: &Transaction<'_>,
-    coll: i64,
-    id: &str,
-    now: i64,
-) -> Result<Option<i64>, StorageError> {
+fn bso_modified(tx: &Tx<'_>, coll: i64, id: &str, now: i64) -> Result<Option<i64>, StorageError> {
     Ok(tx
         .prepare_cached(
             "SELECT modified FROM bso
@@ -559,7 +549,7 @@ pub fn delete_storage(
     })
 }
 
-fn delete_batches_of(tx: &Transaction<'_>, name: &str) -> Result<(), StorageError> {
+fn delete_batches_of(tx: &Tx<'_>, name: &str) -> Result<(), StorageError> {
     tx.prepare_cached(
         "DELETE FROM batch_items WHERE batch IN (SELECT id FROM batches WHERE collection = ?1)",
     )?
@@ -688,7 +678,7 @@ pub fn batch_commit(
 /// The records and payload bytes a batch holds so far. The batch must exist, belong to this
 /// collection and be younger than the batch ttl (400).
 fn live_batch_totals(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     name: &str,
     batch: i64,
     env: &Env,
@@ -707,7 +697,7 @@ fn live_batch_totals(
 
 /// Merges items into the pending set field by field and enforces the batch totals (400/17).
 fn add_batch_items(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     batch: i64,
     items: &[BsoIn],
     limits: BatchLimits,
@@ -748,11 +738,7 @@ fn add_batch_items(
 /// What merging `items` into a batch's pending set adds to its totals: an item that
 /// replaces a pending one adds no record, and only the difference of its payload's size if
 /// it sends a payload (so re-sent ids count once).
-fn merge_delta(
-    tx: &Transaction<'_>,
-    batch: i64,
-    items: &[BsoIn],
-) -> Result<(i64, i64), StorageError> {
+fn merge_delta(tx: &Tx<'_>, batch: i64, items: &[BsoIn]) -> Result<(i64, i64), StorageError> {
     let mut pending = tx.prepare_cached(
         "SELECT coalesce(payload_size, 0) FROM batch_items WHERE batch = ?1 AND id = ?2",
     )?;
@@ -794,7 +780,7 @@ mod tests {
     /// The stored row: (payload, payload_size, sortindex, modified, expiry).
     type Row = (String, i64, Option<i64>, i64, Option<i64>);
 
-    fn row(tx: &Transaction<'_>, id: &str) -> Option<Row> {
+    fn row(tx: &Tx<'_>, id: &str) -> Option<Row> {
         tx.query_row(
             "SELECT payload, payload_size, sortindex, modified, expiry FROM bso
              WHERE collection = 1 AND id = ?1",
