@@ -37,14 +37,18 @@ const WARM_AFTER_USES: u32 = 8;
 const STATEMENT_CACHE: usize = 32;
 /// A closed file keeps a WAL of up to this many pages, which the next open reads back
 /// (SQLite's WAL recovery); with more, the close folds them into the database first.
-/// 64 KiB of 4 KiB pages: a few syncs' writes. Such a fold keeps the WAL file's blocks and
+/// 128 KiB of 4 KiB pages: several syncs' writes. Each fold costs a WAL fsync, a database
+/// fsync and, at the next commit, a fsync of the restarted WAL's header; each page kept
+/// costs a read at the next open. Load bench, 10,000 users, alternating runs against 16
+/// pages: 306-329 against 325-402 µs per request (4 runs each, all lower); 64 pages was
+/// worse than 32 (317-341 against 291-309). Such a fold keeps the WAL file's blocks and
 /// marks it empty (`fold_in_place`): the commits after the next open then overwrite blocks
 /// instead of growing the file, which would make each fdatasync write the inode as well,
 /// and no truncation frees blocks only for them to be allocated again. Load bench, 10,000
 /// users, alternating runs against truncating folds: 291-336 against 329-377 µs per
 /// request (9 runs each). The purge's visit to an idle user (`OnClose::Fold`) still
 /// truncates, so only recently active users keep WAL blocks.
-const WAL_KEEP_PAGES: c_int = 16;
+const WAL_KEEP_PAGES: c_int = 32;
 /// WAL pages after which the WAL is folded into the database while the file is open
 /// (SQLite's default is 1,000): 512 KiB, within `WAL_FILE_BYTES`, so that the restarted
 /// log reuses blocks the WAL file already has. Done by `on_commit`, which replaces
