@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, guard, web};
 use futures_util::future::BoxFuture;
 use serde_json::json;
 
@@ -75,10 +75,17 @@ impl HealthProbe for DataDirProbe {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/__lbheartbeat__", web::get().to(lbheartbeat))
-        .route("/__heartbeat__", web::get().to(heartbeat))
-        .route("/__version__", web::get().to(version))
-        .route("/", web::get().to(index));
+    cfg.route("/__lbheartbeat__", get_or_head().to(lbheartbeat))
+        .route("/__heartbeat__", get_or_head().to(heartbeat))
+        .route("/__version__", get_or_head().to(version))
+        .route("/", get_or_head().to(index));
+}
+
+/// GET, and HEAD answered the same without a body: uptime monitors and load balancers
+/// often probe with HEAD, and a 404 there reads as "server down". actix-http sends the
+/// headers of a HEAD response (its `content-length` included) and drops the body.
+fn get_or_head() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 async fn lbheartbeat() -> HttpResponse {

@@ -97,6 +97,28 @@ async fn version_has_name_and_version() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_probes_answer_like_get_without_a_body() {
+    // Uptime monitors often probe with HEAD; a 404 there would read as "server down".
+    let srv = TestServer::start().await;
+    for path in ["/__lbheartbeat__", "/__heartbeat__", "/__version__", "/"] {
+        let get = srv.client.get(srv.url(path)).send().await.unwrap();
+        let (get_type, get_body) = (
+            get.headers()["content-type"].clone(),
+            get.bytes().await.unwrap(),
+        );
+        let head = srv.client.head(srv.url(path)).send().await.unwrap();
+        assert_eq!(head.status(), 200, "HEAD {path}");
+        assert_eq!(head.headers()["content-type"], get_type, "HEAD {path}");
+        assert_eq!(
+            head.headers()["content-length"],
+            get_body.len().to_string().as_str(),
+            "HEAD {path}"
+        );
+        assert!(head.bytes().await.unwrap().is_empty(), "HEAD {path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_shows_derived_tokenserver_uri_and_warns() {
     let srv = TestServer::start().await;
     let res = srv.client.get(srv.url("/")).send().await.unwrap();
