@@ -253,6 +253,7 @@ enum OnClose {
     BySize,
     /// Fold it in and truncate the WAL file: the file is left self-contained.
     Fold,
+    /// Leave the WAL as it is: the file is about to be deleted.
     Keep,
 }
 
@@ -261,11 +262,11 @@ impl Drop for UserDb {
     /// folds the WAL in place first; `OnClose::Fold` (or a failed fold in place) lets SQLite
     /// checkpoint and truncate the WAL as the connection closes.
     fn drop(&mut self) {
-        let truncate = self.close_folds()
-            && match self.on_close {
-                OnClose::BySize => !self.fold_in_place(),
-                OnClose::Fold | OnClose::Keep => true,
-            };
+        let truncate = match self.on_close {
+            OnClose::BySize => self.close_folds() && !self.fold_in_place(),
+            OnClose::Fold => true,
+            OnClose::Keep => false,
+        };
         if truncate
             && let Err(e) = self
                 .conn
@@ -609,7 +610,7 @@ mod tests {
         let missing = UserDb::open_existing(&path, SqliteSynchronous::Full, HELD_FILE_WAIT);
         assert!(matches!(missing, Err(StorageError::NotFound)));
         assert!(!dir.path().join("34").exists());
-        drop(UserDb::open(&path, SqliteSynchronous::Full, 0).expect("create"));
+        drop(open_file(&path));
         let existing = UserDb::open_existing(&path, SqliteSynchronous::Full, HELD_FILE_WAIT);
         assert!(existing.is_ok());
         drop(existing);
@@ -631,7 +632,7 @@ mod tests {
     fn new_file_gets_schema_wal_and_incremental_vacuum() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("a/b/1.db");
-        let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        let db = open_file(&path);
         let q = |sql: &str| -> String {
             db.conn
                 .query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
@@ -651,8 +652,7 @@ mod tests {
 
     #[test]
     fn migrate_tells_a_new_file_from_an_existing_one() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("1.db");
+        let (_dir, path) = user_file();
         let busy = Duration::from_millis(10);
         let conn =
             open_connection(&path, SqliteSynchronous::Full, busy, Create::Yes).expect("open");
@@ -666,9 +666,8 @@ mod tests {
 
     #[test]
     fn page_cache_grows_once_a_file_is_in_steady_use() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut db =
-            UserDb::open(&dir.path().join("1.db"), SqliteSynchronous::Full, 0).expect("open");
+        let (_dir, path) = user_file();
+        let mut db = open_file(&path);
         let cache = |db: &UserDb| -> i64 {
             db.conn
                 .query_row("PRAGMA cache_size", [], |r| r.get(0))
@@ -682,6 +681,11 @@ mod tests {
         assert_eq!(cache(&db), -CACHE_SIZE_KIB_WARM);
         db.count_use();
         assert_eq!(cache(&db), -CACHE_SIZE_KIB_WARM);
+    }
+
+    /// Opens a user file as the server does (synchronous=FULL, no timestamp floor).
+    fn open_file(path: &Path) -> UserDb {
+        UserDb::open(path, SqliteSynchronous::Full, 0).expect("open")
     }
 
     /// A temporary folder and the path of a user file in it (not created yet).
@@ -746,7 +750,7 @@ mod tests {
     }
 
     fn count(path: &Path) -> i64 {
-        let db = UserDb::open(path, SqliteSynchronous::Full, 0).expect("open");
+        let db = open_file(path);
         db.conn
             .query_row("SELECT count(*) FROM bso", [], |r| r.get(0))
             .expect("count")
@@ -755,7 +759,7 @@ mod tests {
     #[test]
     fn small_wal_is_kept_at_close_and_recovered_on_open() {
         let (_dir, path) = user_file();
-        let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        let db = open_file(&path);
         insert(&db, 0, 3, 100);
         drop(db);
         let kept = wal_len(&path);
@@ -774,7 +778,7 @@ mod tests {
     #[test]
     fn large_wal_is_folded_in_at_close_and_its_blocks_kept() {
         let (_dir, path) = user_file();
-        let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        let db = open_file(&path);
         insert(&db, 0, 40, 3000);
         assert!(db.close_folds());
         let size = wal_len(&path);
@@ -783,7 +787,7 @@ mod tests {
         assert_eq!(count_without_wal(&path), 40, "folded into the .db");
         assert_eq!(wal_len(&path), size, "WAL blocks kept");
         assert!(wal_marked_empty(&path));
-        let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("reopen");
+        let db = open_file(&path);
         db.conn.execute("DELETE FROM bso", []).expect("delete");
         insert(&db, 40, 2, 100);
         assert!(!db.close_folds());
@@ -801,7 +805,7 @@ mod tests {
     #[test]
     fn wal_folded_while_open_is_marked_empty_at_close() {
         let (_dir, path) = user_file();
-        let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        let db = open_file(&path);
         insert(&db, 0, 200, 3000);
         assert!(db.wal_frames.get() >= WAL_AUTOCHECKPOINT_PAGES);
         assert_eq!(count_without_wal(&path), 200, "checkpointed by on_commit");
@@ -815,12 +819,12 @@ mod tests {
     #[test]
     fn missing_wal_is_created_again() {
         let (_dir, path) = user_file();
-        let mut db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        let mut db = open_file(&path);
         insert(&db, 0, 3, 100);
         db.fold_wal_on_close();
         drop(db);
         std::fs::remove_file(wal_path(&path)).expect("remove WAL");
-        let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("reopen");
+        let db = open_file(&path);
         insert(&db, 3, 2, 100);
         drop(db);
         assert!(wal_len(&path) > 0, "WAL created again");
@@ -830,7 +834,7 @@ mod tests {
     #[test]
     fn transaction_commits_or_rolls_back_when_dropped() {
         let (_dir, path) = user_file();
-        let mut db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        let mut db = open_file(&path);
         let write = |db: &mut UserDb, id: &str, commit: bool| {
             let (tx, _) = db.begin(true).expect("begin");
             tx.execute(
@@ -860,7 +864,7 @@ mod tests {
     #[test]
     fn bound_limit_does_not_recompile_the_statement() {
         let (_dir, path) = user_file();
-        let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        let db = open_file(&path);
         insert(&db, 0, 5, 10);
         let sql = "SELECT id FROM bso WHERE collection = ?1 ORDER BY modified LIMIT ?2";
         for limit in [2, 3, 4] {
@@ -876,7 +880,7 @@ mod tests {
     fn reopening_a_file_leaves_its_wal_untouched() {
         use std::os::unix::fs::MetadataExt;
         let (_dir, path) = user_file();
-        let db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        let db = open_file(&path);
         insert(&db, 0, 3, 100);
         drop(db);
         let ctime = |p: &Path| {
@@ -893,7 +897,7 @@ mod tests {
     #[test]
     fn keep_on_close_leaves_even_a_large_wal() {
         let (_dir, path) = user_file();
-        let mut db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        let mut db = open_file(&path);
         insert(&db, 0, 40, 3000);
         let before = wal_len(&path);
         assert!(before > wal_bytes(WAL_KEEP_PAGES));
@@ -908,7 +912,7 @@ mod tests {
     #[test]
     fn open_wal_is_reused_after_a_checkpoint_and_emptied_by_a_fold() {
         let (_dir, path) = user_file();
-        let mut db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        let mut db = open_file(&path);
         let cycle = wal_bytes(WAL_AUTOCHECKPOINT_PAGES);
         let mut next = 0;
         // One page per commit until the WAL has passed its checkpoint size.
@@ -938,7 +942,7 @@ mod tests {
     #[test]
     fn fold_on_close_empties_a_small_wal() {
         let (_dir, path) = user_file();
-        let mut db = UserDb::open(&path, SqliteSynchronous::Full, 0).expect("open");
+        let mut db = open_file(&path);
         insert(&db, 0, 3, 100);
         db.fold_wal_on_close();
         drop(db);
