@@ -5,12 +5,15 @@
 //!
 //! 1. first sync for every user: PUT meta/global, PUT crypto/keys, and two
 //!    `POST ?batch=true&commit=true` uploads of 100 records (bookmarks, history);
-//! 2. incremental syncs from `--active` concurrent clients, each repeatedly picking a random
-//!    user and doing what Firefox does on a routine sync: GET info/collections, GET
-//!    history?newer=…&full=1 (newer = what that user's client last synced), and a small
-//!    POST of 1–5 records. With `--syncs-per-user K` a client syncs its user K times in a
-//!    row before it picks the next one (default 1: every sync is a new random user, so with
-//!    many users on disk nearly every sync finds the user's file closed).
+//! 2. incremental syncs from `--active` concurrent clients, each doing what Firefox does on
+//!    a routine sync, again and again: GET info/collections, GET history?newer=…&full=1
+//!    (newer = what that user's client last synced), and a small POST of 1–5 records.
+//!    By default each client keeps one user for the whole phase, so `--active` of the
+//!    `--users` on disk are active at a time (DECISIONS.md's setup: 10,000 users on disk,
+//!    ~100 active). With `--syncs-per-user K` a client instead picks a random user after
+//!    every K syncs; K = 1 makes every sync a new random user, so with many users on disk
+//!    nearly every sync finds the user's file closed (the worst case for the open-file
+//!    cache).
 //!    `--firefox` makes a routine sync what PROTOCOL.md §9 saw Firefox send: GET
 //!    info/collections, info/configuration, meta/global and clients?full=1&limit=1000, then
 //!    the POST (the first sync then also uploads a clients record).
@@ -23,7 +26,7 @@
 //! Options: --users N (default 100), --active N (default min(users, 100)),
 //! --requests N (incremental phase, default 20000), --synchronous full|normal (default full),
 //! --data-dir D (keep the data there) with --skip-first-sync (reuse it), --rate R,
-//! --syncs-per-user K (default 1), --firefox.
+//! --syncs-per-user K (default: each client keeps its user), --firefox.
 //!
 //! By default the incremental clients send back to back, so the server is saturated and
 //! latency is mostly queueing: with C clients, p50 ≈ C / throughput. `--rate R` offers R
@@ -56,8 +59,9 @@ struct Options {
     skip_first_sync: bool,
     /// Offered load of the incremental phase (requests/s); unset = as fast as possible.
     rate: Option<f64>,
-    /// Incremental syncs a client makes for one user before it picks the next.
-    syncs_per_user: u64,
+    /// Incremental syncs a client makes for one user before it picks a random next one;
+    /// unset = each client keeps its own user for the whole phase.
+    syncs_per_user: Option<u64>,
     /// Routine syncs as Firefox sends them (PROTOCOL.md §9) rather than the mix.
     firefox: bool,
 }
@@ -70,11 +74,15 @@ fn options() -> Options {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let users = value("--users").and_then(|v| v.parse().ok()).unwrap_or(100);
+    let users = value("--users")
+        .and_then(|v| v.parse().ok())
+        .filter(|n: &u64| *n > 0)
+        .unwrap_or(100);
     Options {
         users,
         active: value("--active")
             .and_then(|v| v.parse().ok())
+            .filter(|a: &u64| *a > 0)
             .unwrap_or(users.min(100)),
         requests: value("--requests")
             .and_then(|v| v.parse().ok())
@@ -87,8 +95,7 @@ fn options() -> Options {
             .filter(|r: &f64| *r > 0.0),
         syncs_per_user: value("--syncs-per-user")
             .and_then(|v| v.parse().ok())
-            .filter(|k: &u64| *k > 0)
-            .unwrap_or(1),
+            .filter(|k: &u64| *k > 0),
         firefox: args.iter().any(|a| a == "--firefox"),
     }
 }
@@ -616,7 +623,7 @@ async fn first_sync_phase(
     .await;
 }
 
-/// Phase 2: incremental syncs of random users.
+/// Phase 2: incremental syncs, of the clients' own users or of random ones.
 async fn incremental_phase(
     opts: &Options,
     client: &Arc<Client>,
@@ -633,11 +640,14 @@ async fn incremental_phase(
     if let Some(r) = opts.rate {
         title.push_str(&format!(" offered at {r} req/s"));
     }
-    if opts.syncs_per_user > 1 {
-        title.push_str(&format!(
-            ", {} syncs per user in a row",
-            opts.syncs_per_user
-        ));
+    match opts.syncs_per_user {
+        None => title.push_str(&format!(
+            ", each client keeping its user ({} of {} active)",
+            opts.active.min(opts.users),
+            opts.users
+        )),
+        Some(1) => title.push_str(", a random user for every sync"),
+        Some(k) => title.push_str(&format!(", a random user every {k} syncs")),
     }
     // With a rate, session k starts at k × interval (a session is 3 requests, 5 with
     // --firefox).
@@ -655,6 +665,9 @@ async fn incremental_phase(
                 let (next_session, late) = (next_session.clone(), late.clone());
                 let budget = opts.requests;
                 let (syncs_per_user, firefox) = (opts.syncs_per_user, opts.firefox);
+                // Without --syncs-per-user, client `task` keeps user `own`: distinct users,
+                // spread over the whole storage tree.
+                let own = (task * users.len() as u64 / opts.active) as usize;
                 tokio::spawn(async move {
                     let mut x = task.wrapping_mul(2654435761).wrapping_add(12345);
                     let mut round = 0;
@@ -667,12 +680,17 @@ async fn incremental_phase(
                                 late.fetch_add(1, Ordering::Relaxed);
                             }
                         }
-                        if round % syncs_per_user == 0 {
-                            x ^= x << 13;
-                            x ^= x >> 7;
-                            x ^= x << 17;
-                        }
-                        let user = &users[(x % users.len() as u64) as usize];
+                        let user = match syncs_per_user {
+                            None => &users[own],
+                            Some(k) => {
+                                if round % k == 0 {
+                                    x ^= x << 13;
+                                    x ^= x >> 7;
+                                    x ^= x << 17;
+                                }
+                                &users[(x % users.len() as u64) as usize]
+                            }
+                        };
                         round += 1;
                         let n = incremental_sync(&client, user, round * 1000 + task, firefox).await;
                         sent.fetch_add(n, Ordering::Relaxed);
