@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use serde_json::json;
 
 use crate::config::Settings;
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub const NAME: &str = env!("CARGO_PKG_NAME");
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -3,7 +3,8 @@
 //!
 //! Layout: `config` (settings), `secret` (master secret), `clock` (the injectable clock),
 //! `durable` (folders and names that survive power loss), `telemetry` (logging), `auth`
-//! (tokens, Hawk, FxA JWTs), `server` (shared state, HTTP server, request origin), `health`
+//! (tokens, Hawk, FxA JWTs), `state` (the process-wide state, the request's origin and the
+//! tokenserver's interface to storage, below everything that uses them), `server` (HTTP wiring), `health`
 //! (heartbeat and landing page), `storage` (Sync 1.5), `tokenserver` (FxA OAuth → Hawk
 //! credentials).
 
@@ -18,6 +19,7 @@ pub mod durable;
 pub mod health;
 pub mod secret;
 pub mod server;
+pub mod state;
 pub mod storage;
 pub mod telemetry;
 pub mod tokenserver;

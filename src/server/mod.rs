@@ -6,49 +6,22 @@
 //! worker through `web::Data`. State created inside the app factory would exist once per
 //! worker.
 
-pub mod origin;
 mod path_prefix;
 mod request_log;
 
 use std::net::{SocketAddr, TcpListener};
 
 use actix_web::dev::Service;
-use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpResponse, HttpServer, web};
 
 use crate::auth::token::TokenSecret;
 use crate::clock::SharedClock;
-use crate::config::{ConfigError, PublicUrl, Settings};
+use crate::config::{ConfigError, Settings};
 use crate::health::{self, HealthChecks};
 use crate::secret::{self, SecretSource};
+use crate::state::AppState;
 use crate::storage::Storage;
 use crate::tokenserver::Tokenserver;
-
-pub use origin::RequestOrigin;
-
-/// State shared by every worker; built once per process.
-pub struct AppState {
-    pub settings: Settings,
-    pub public_url: Option<PublicUrl>,
-    pub clock: SharedClock,
-    /// Signs and verifies tokens with the master secret.
-    pub tokens: TokenSecret,
-}
-
-impl AppState {
-    /// The effective URL of `req` (see `origin`).
-    pub fn origin(&self, req: &HttpRequest) -> Option<RequestOrigin> {
-        RequestOrigin::of(req, self.public_url.as_ref())
-    }
-}
-
-/// The uid a request acted for, recorded by handlers for the request log line.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestUid(pub u64);
-
-/// Records the uid a request acts for, so the request log line can show it.
-pub fn note_uid(req: &HttpRequest, uid: u64) {
-    req.extensions_mut().insert(RequestUid(uid));
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -108,7 +81,7 @@ impl Server {
             settings,
         });
         let storage = Storage::open(state.clone()).map_err(StartError::Component)?;
-        let tokenserver = Tokenserver::start(state.clone(), storage.clone())
+        let tokenserver = Tokenserver::start(state.clone(), storage.clone().into_inner())
             .await
             .map_err(StartError::Component)?;
         let mut checks = HealthChecks::new(&state.settings);

@@ -8,7 +8,7 @@ use actix_web::HttpMessage;
 use actix_web::body::BoxBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 
-use super::RequestUid;
+use crate::state::RequestUid;
 
 pub fn log_request<S>(
     req: ServiceRequest,

@@ -96,7 +96,7 @@ pub fn authenticate(
     if !storage.inner.nonces.first_use(&hawk, now_secs, skew) {
         return Err(deny("Hawk nonce replayed"));
     }
-    crate::server::note_uid(req, uid);
+    crate::state::note_uid(req, uid);
     Ok(hawk)
 }
 

@@ -12,7 +12,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use super::error::StorageError;
 use super::timestamp;
 use super::vfs::storage_vfs;
-use crate::config::SqliteSynchronous;
+use crate::storage::config::SqliteSynchronous;
 
 /// Embedded schema migrations, applied in order; `user_version` = how many were applied.
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/storage/0001_initial.sql")];

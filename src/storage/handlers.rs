@@ -107,7 +107,7 @@ fn add_weave_timestamp<B>(res: &mut HttpResponse<B>, now_ms: i64) {
 
 /// The uid of the URL. The router matched it after percent-decoding; the raw segment must
 /// be the same digits, so `/1.5/%31/…` is no storage URL (404), like any non-digit uid.
-/// (A `public_url` prefix is gone from the path by now: `server::path_prefix`.)
+/// (A `public_url` prefix is gone from the path by now: the server's path-prefix middleware.)
 fn uid_of(req: &HttpRequest) -> Result<u64, StorageError> {
     let uid = req.match_info().get("uid").ok_or(StorageError::NotFound)?;
     // "/1.5/{uid}/…" splits into "", "1.5", uid, …

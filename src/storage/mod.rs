@@ -10,6 +10,7 @@
 
 mod auth;
 mod bso;
+pub mod config;
 mod db;
 mod error;
 mod fd_limit;
@@ -20,6 +21,7 @@ mod pool;
 mod purge;
 mod query;
 mod timestamp;
+mod user_store;
 mod vfs;
 
 use std::collections::HashMap;
@@ -29,10 +31,11 @@ use std::sync::{Arc, Mutex};
 use actix_web::web;
 
 use crate::config::Settings;
-use crate::server::AppState;
+use crate::state::AppState;
 
 pub use error::StorageError;
 pub use timestamp::{format_ts, parse_ts};
+pub use user_store::OfflineStorage;
 
 use auth::NonceCache;
 use db::UserDb;
@@ -184,7 +187,7 @@ impl Storage {
             .map_err(|e| StorageError::Internal(format!("storage task failed: {e}")))?
     }
 
-    fn settings(&self) -> &crate::config::StorageSettings {
+    fn settings(&self) -> &crate::storage::config::StorageSettings {
         &self.inner.state.settings.storage
     }
 
@@ -301,8 +304,7 @@ fn file_exists(path: &Path) -> Result<bool, StorageError> {
 }
 
 /// Unlinks a user's `.db`, `-wal` and `-shm` (missing files are fine). Only the two delete
-/// paths below call it: [`Storage::delete_user`] (under the user's lock) and
-/// [`delete_user_offline`].
+/// paths call it: [`Storage::delete_user`] (under the user's lock) and [`OfflineStorage`].
 fn remove_user_files(path: &Path) -> Result<(), String> {
     for suffix in ["", "-wal", "-shm"] {
         let mut file = path.to_path_buf().into_os_string();
@@ -316,27 +318,6 @@ fn remove_user_files(path: &Path) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Deletes a user's storage from the command line (`syncserver users delete`). The running
-/// server's own deletes go through [`Storage::delete_user`], which takes the user's lock and
-/// closes the connection; a separate process cannot, so it refuses a file that a running
-/// server holds open (its recently active users), instead of unlinking it under the
-/// server's connection, which would keep writing to the deleted file.
-pub async fn delete_user_offline(settings: &Settings, uid: u64) -> Result<(), String> {
-    let path = user_db_path(&settings.data_dir, uid);
-    tokio::task::spawn_blocking(move || {
-        // Held until the files are gone, so a server cannot open the file in between.
-        let _claim = db::claim_file(&path).map_err(|()| {
-            format!(
-                "user {uid}'s storage is open in a running syncserver; stop the server \
-                 (or wait until the user has been idle for a while) and try again"
-            )
-        })?;
-        remove_user_files(&path)
-    })
-    .await
-    .map_err(|e| format!("delete of user {uid} did not finish: {e}"))?
 }
 
 /// `<data_dir>/storage/<d1>/<d2>/<uid>.db`: d1 = last two digits of the uid, d2 = the two

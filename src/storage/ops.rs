@@ -777,7 +777,7 @@ fn check_batch_totals(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SqliteSynchronous;
+    use crate::storage::config::SqliteSynchronous;
 
     /// The stored row: (payload, payload_size, sortindex, modified, expiry).
     type Row = (String, i64, Option<i64>, i64, Option<i64>);

@@ -321,7 +321,7 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SqliteSynchronous;
+    use crate::storage::config::SqliteSynchronous;
 
     fn open(dir: &tempfile::TempDir, uid: u64) -> UserDb {
         UserDb::open(

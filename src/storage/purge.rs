@@ -239,7 +239,7 @@ mod tests {
     use super::*;
     use crate::auth::token::TokenSecret;
     use crate::clock::ManualClock;
-    use crate::server::AppState;
+    use crate::state::AppState;
     use crate::storage::Storage;
     use crate::storage::bso::BsoIn;
     use crate::storage::ops::{self, Env};

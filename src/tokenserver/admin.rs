@@ -2,31 +2,31 @@
 //! They open the tokenserver database directly (no running server needed).
 
 use std::fmt::Write as _;
-use std::path::Path;
-use std::time::UNIX_EPOCH;
+use std::sync::Arc;
 
 use sqlx::Row;
 
 use super::db::{self, Db};
 use crate::config::Settings;
-use crate::storage::user_db_path;
+use crate::state::{UserStore, UserUsage};
+use crate::storage::OfflineStorage;
 
 async fn open(settings: &Settings) -> Result<Db, String> {
     std::fs::create_dir_all(&settings.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
     let pool = db::connect(&settings.tokenserver_database_url()).await?;
-    Db::open(pool, &settings.data_dir).await
+    Db::open(pool, Arc::new(OfflineStorage::new(&settings.data_dir))).await
 }
 
 /// `syncserver users list`: a table of users; returns the text to print.
 pub async fn list_users(settings: &Settings) -> Result<String, String> {
     let db = open(settings).await?;
-    let result = list(&db, &settings.data_dir).await;
+    let result = list(&db, &OfflineStorage::new(&settings.data_dir)).await;
     db.pool.close().await;
     result.map_err(|e| format!("tokenserver database: {e}"))
 }
 
-async fn list(db: &Db, data_dir: &Path) -> Result<String, sqlx::Error> {
+async fn list(db: &Db, storage: &dyn UserStore) -> Result<String, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT u.uid, u.email, u.created_at, n.node FROM users u \
          LEFT JOIN nodes n ON n.id = u.nodeid \
@@ -51,7 +51,7 @@ async fn list(db: &Db, data_dir: &Path) -> Result<String, sqlx::Error> {
         let email: String = row.try_get("email")?;
         let created_at: i64 = row.try_get("created_at")?;
         let node: Option<String> = row.try_get("node")?;
-        let (bytes, modified) = storage_usage(data_dir, uid);
+        let (bytes, modified) = usage(storage, uid).await;
         let _ = writeln!(
             out,
             "{:>8}  {:<32}  {:<16}  {:<16}  {:>12}  {}",
@@ -91,6 +91,7 @@ pub async fn delete_user(
 
 async fn delete(db: &Db, settings: &Settings, who: &str) -> Result<String, String> {
     let sql_err = |e: sqlx::Error| format!("tokenserver database: {e}");
+    let storage = OfflineStorage::new(&settings.data_dir);
     let email = match who.parse::<i64>() {
         Ok(uid) if who.len() < 32 => {
             let row = sqlx::query("SELECT email FROM users WHERE uid = $1 AND service = $2")
@@ -122,7 +123,7 @@ async fn delete(db: &Db, settings: &Settings, who: &str) -> Result<String, Strin
     }
     // Storage first: if that fails the rows remain and the command can be repeated.
     for uid in uids.iter().filter_map(|u| u64::try_from(*u).ok()) {
-        crate::storage::delete_user_offline(settings, uid).await?;
+        storage.delete_user(uid).await?;
     }
     sqlx::query("DELETE FROM users WHERE email = $1 AND service = $2")
         .bind(&email)
@@ -142,28 +143,16 @@ async fn delete(db: &Db, settings: &Settings, who: &str) -> Result<String, Strin
     ))
 }
 
-/// Bytes on disk (`.db` + `-wal`) and the last modification, in ms.
-fn storage_usage(data_dir: &Path, uid: i64) -> (u64, Option<i64>) {
+/// Bytes on disk and the last modification, in ms; unknown counts as nothing (a listing
+/// should not fail for one unreadable file).
+async fn usage(storage: &dyn UserStore, uid: i64) -> (u64, Option<i64>) {
     let Ok(uid) = u64::try_from(uid) else {
         return (0, None);
     };
-    let db_path = user_db_path(data_dir, uid);
-    let mut bytes = 0;
-    let mut modified = None;
-    for suffix in ["", "-wal"] {
-        let mut path = db_path.clone().into_os_string();
-        path.push(suffix);
-        if let Ok(meta) = std::fs::metadata(&path) {
-            bytes += meta.len();
-            let ms = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .and_then(|d| i64::try_from(d.as_millis()).ok());
-            modified = modified.max(ms);
-        }
+    match storage.usage(uid).await {
+        Ok(Some(UserUsage { bytes, modified_ms })) => (bytes, modified_ms),
+        Ok(None) | Err(_) => (0, None),
     }
-    (bytes, modified)
 }
 
 /// `YYYY-MM-DD HH:MM` in UTC (no date library needed for one column).

@@ -12,11 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
-
 use super::db::Db;
 use crate::clock::SharedClock;
-use crate::storage::Storage;
+use crate::state::UserStore;
 
 /// Clock time between passes.
 const CHECK_INTERVAL_MS: i64 = 10 * 60_000;
@@ -30,7 +28,7 @@ struct Progress {
 
 pub struct Cleanup {
     db: Arc<Db>,
-    storage: web::Data<Storage>,
+    storage: Arc<dyn UserStore>,
     clock: SharedClock,
     retention_ms: i64,
     progress: tokio::sync::Mutex<Progress>,
@@ -39,7 +37,7 @@ pub struct Cleanup {
 impl Cleanup {
     pub fn new(
         db: Arc<Db>,
-        storage: web::Data<Storage>,
+        storage: Arc<dyn UserStore>,
         clock: SharedClock,
         retention_secs: u64,
     ) -> Arc<Self> {

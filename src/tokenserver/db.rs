@@ -4,8 +4,8 @@
 //! two-argument `MIN`, `RETURNING`, node ranking done in Rust) so PostgreSQL can follow as a
 //! second backend with its own migration folder.
 
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
@@ -13,7 +13,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::error::TokenserverError;
 use super::rules::{self, Plan, Presented, Reuse, UserRow};
-use crate::storage::user_db_path;
+use crate::state::UserStore;
 
 /// The only service this server knows (`services.service`).
 pub const SYNC_SERVICE: &str = "sync-1.5";
@@ -53,7 +53,8 @@ pub async fn connect(url: &str) -> Result<SqlitePool, String> {
 pub struct Db {
     pub pool: SqlitePool,
     pub service: i64,
-    data_dir: PathBuf,
+    /// Where users' data lives, asked before a uid is handed out.
+    store: Arc<dyn UserStore>,
     /// Serialises the read-decide-write of token requests within this process, so two
     /// requests for one account never both create or replace a row.
     write_lock: tokio::sync::Mutex<()>,
@@ -79,14 +80,14 @@ pub struct Assigned {
 }
 
 impl Db {
-    pub async fn open(pool: SqlitePool, data_dir: &Path) -> Result<Db, String> {
+    pub async fn open(pool: SqlitePool, store: Arc<dyn UserStore>) -> Result<Db, String> {
         let service = service_id(&pool)
             .await
             .map_err(|e| format!("tokenserver database: {e}"))?;
         Ok(Db {
             pool,
             service,
-            data_dir: data_dir.to_path_buf(),
+            store,
             write_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -369,9 +370,7 @@ impl Db {
             return false;
         };
         // An error (permissions) counts as "exists": better skip a uid than share data.
-        tokio::fs::try_exists(user_db_path(&self.data_dir, uid))
-            .await
-            .unwrap_or(true)
+        self.store.usage(uid).await.map_or(true, |u| u.is_some())
     }
 
     /// Replaced rows with `after < replaced_at <= upto`, oldest first.
@@ -605,7 +604,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let pool = connect(&url).await.unwrap();
-        (Db::open(pool, dir.path()).await.unwrap(), dir)
+        let store = Arc::new(crate::storage::OfflineStorage::new(dir.path()));
+        (Db::open(pool, store).await.unwrap(), dir)
     }
 
     #[tokio::test]
@@ -636,10 +636,10 @@ mod tests {
 
     #[tokio::test]
     async fn uid_with_leftover_storage_is_skipped() {
-        let (db, _dir) = temp_db().await;
+        let (db, dir) = temp_db().await;
         db.ensure_node(None, "http://n", 100).await.unwrap();
         for uid in [1u64, 2] {
-            let path = user_db_path(&db.data_dir, uid);
+            let path = crate::storage::user_db_path(dir.path(), uid);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, b"old").unwrap();
         }

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::fxa_jwt::{self, Jwk, JwtError};
 use crate::clock::SharedClock;
-use crate::config::TokenserverSettings;
+use crate::tokenserver::config::TokenserverSettings;
 
 /// An unknown `kid` triggers at most one JWKS fetch per this many milliseconds.
 const REFETCH_MIN_INTERVAL_MS: i64 = 60_000;

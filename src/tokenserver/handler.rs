@@ -11,7 +11,7 @@ use super::fxa::VerifyError;
 use super::rules::{self, Presented};
 use crate::auth::fxa_ids::{self, NO_DEVICE_ID};
 use crate::auth::token::{TokenPayload, make_token, new_salt};
-use crate::server::{self, AppState};
+use crate::state::{self, AppState};
 
 /// What the headers of a token request carry, before the token is verified.
 #[derive(Debug, PartialEq, Eq)]
@@ -95,7 +95,7 @@ pub async fn get_token(
         salt: new_salt(),
     };
     let token = make_token(&state.tokens, &payload);
-    server::note_uid(&req, uid);
+    state::note_uid(&req, uid);
     tracing::debug!(uid, account = %ts.log_id(&fxa_uid), "token issued");
     if user.replaced_uid.is_some() {
         tracing::info!(uid, old_uid = user.replaced_uid, "user moved to a new uid");

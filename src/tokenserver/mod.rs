@@ -12,6 +12,7 @@
 
 mod admin;
 mod cleanup;
+pub mod config;
 pub mod db;
 pub mod error;
 mod fxa;
@@ -27,8 +28,8 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::health::HealthProbe;
-use crate::server::AppState;
-use crate::storage::Storage;
+use crate::state::AppState;
+use crate::state::UserStore;
 
 pub use admin::{delete_user, list_users};
 
@@ -48,12 +49,12 @@ impl Tokenserver {
     /// Connects the database, runs migrations, registers this node and starts background tasks.
     pub async fn start(
         state: web::Data<AppState>,
-        storage: web::Data<Storage>,
+        storage: Arc<dyn UserStore>,
     ) -> Result<web::Data<Tokenserver>, String> {
         let settings = &state.settings;
         let ts = &settings.tokenserver;
         let pool = db::connect(&settings.tokenserver_database_url()).await?;
-        let db = Arc::new(db::Db::open(pool, &settings.data_dir).await?);
+        let db = Arc::new(db::Db::open(pool, storage.clone()).await?);
         // Without public_url the row's URL is only a label: tokens always name the URL
         // the client used (DECISIONS.md).
         let fallback_url = format!("http://{}:{}", settings.host, settings.port);

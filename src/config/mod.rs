@@ -4,14 +4,20 @@
 //! Every key is documented in `syncserver.toml.example`; a test keeps that file and the
 //! defaults here in step.
 
-use std::fmt;
+pub mod values;
+
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use url::Url;
+use serde::{Deserialize, Serialize};
+
+use crate::storage::config::StorageSettings;
+use crate::telemetry::LogSettings;
+use crate::tokenserver::config::TokenserverSettings;
+
+pub use values::{InvalidSetting, PublicUrl, Secret};
 
 /// The example configuration shipped at the top of the repository.
-pub const EXAMPLE_CONFIG: &str = include_str!("../syncserver.toml.example");
+pub const EXAMPLE_CONFIG: &str = include_str!("../../syncserver.toml.example");
 
 /// File read when `--config` is not given and the file exists.
 pub const DEFAULT_CONFIG_FILE: &str = "syncserver.toml";
@@ -52,205 +58,6 @@ impl Default for Settings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TokenserverSettings {
-    /// Firefox Accounts OAuth server (Mozilla's production accounts by default).
-    pub fxa_oauth_server_url: String,
-    /// Pinned FxA public keys (JWKs); when empty they are fetched from `<fxa_oauth_server_url>/v1/jwks`.
-    #[serde(deserialize_with = "list_or_json")]
-    pub fxa_oauth_jwks: Vec<serde_json::Value>,
-    /// Seconds between background refreshes of the fetched JWKS.
-    pub jwks_refresh_interval: u64,
-    /// Seconds before a request to FxA is given up (the client then gets 503).
-    pub fxa_request_timeout: u64,
-    /// Label appended to FxA uids to form the `users.email` lookup key; never change it.
-    pub fxa_email_domain: String,
-    /// Tokenserver database; unset = `sqlite://<data_dir>/tokenserver.db`.
-    pub database_url: Option<String>,
-    /// Users the single storage node may hold.
-    pub node_capacity: i64,
-    /// Seconds a replaced user's storage is kept before it is deleted.
-    pub replaced_user_retention: u64,
-    /// Whether accounts never seen before may start syncing.
-    pub allow_new_users: bool,
-    /// When non-empty, only these FxA uids may sync.
-    #[serde(deserialize_with = "string_list")]
-    pub allowed_fxa_uids: Vec<String>,
-    /// Maximum number of users (0 = no limit).
-    pub max_users: u64,
-    /// Lifetime of an issued token in seconds.
-    pub token_duration: u64,
-    /// Secret for `hashed_fxa_uid`; unset = derived from the master secret.
-    pub fxa_metrics_hash_secret: Option<Secret>,
-}
-
-impl Default for TokenserverSettings {
-    fn default() -> Self {
-        TokenserverSettings {
-            fxa_oauth_server_url: "https://oauth.accounts.firefox.com".into(),
-            fxa_oauth_jwks: Vec::new(),
-            jwks_refresh_interval: 3600,
-            fxa_request_timeout: 10,
-            fxa_email_domain: "api.accounts.firefox.com".into(),
-            database_url: None,
-            node_capacity: i64::from(i32::MAX),
-            replaced_user_retention: 86_400,
-            allow_new_users: true,
-            allowed_fxa_uids: Vec::new(),
-            max_users: 0,
-            token_duration: 3600,
-            fxa_metrics_hash_secret: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SqliteSynchronous {
-    /// An acknowledged write survives power loss.
-    Full,
-    /// Faster; the last writes may be lost on power loss (never corrupted).
-    Normal,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageSettings {
-    /// Seconds a Hawk timestamp may differ from the server clock.
-    pub hawk_max_skew: u64,
-    /// Per-user database connections kept open at once.
-    pub max_open_databases: usize,
-    /// `full` (durable) or `normal` (faster, may lose the last writes on power loss).
-    pub sqlite_synchronous: SqliteSynchronous,
-    /// Seconds an uncommitted batch lives.
-    pub max_batch_ttl: u64,
-    /// Seconds a request body may go without sending data before it is refused (408).
-    pub body_timeout: u64,
-    /// Seconds between background purges of expired records and batches.
-    pub purge_interval: u64,
-    /// Free space (KiB) in a user file above which the purge runs an incremental vacuum.
-    pub vacuum_threshold_kb: u64,
-    /// Bytes of payload a user may store (0 = no quota).
-    pub quota_bytes: u64,
-    pub max_post_records: u64,
-    pub max_post_bytes: u64,
-    pub max_record_payload_bytes: u64,
-    pub max_request_bytes: u64,
-    pub max_total_records: u64,
-    pub max_total_bytes: u64,
-}
-
-impl Default for StorageSettings {
-    fn default() -> Self {
-        StorageSettings {
-            hawk_max_skew: 60,
-            max_open_databases: 256,
-            sqlite_synchronous: SqliteSynchronous::Full,
-            max_batch_ttl: 7200,
-            body_timeout: 60,
-            purge_interval: 3600,
-            vacuum_threshold_kb: 1024,
-            quota_bytes: 0,
-            max_post_records: 100,
-            max_post_bytes: 2_621_440,
-            max_record_payload_bytes: 2_621_440,
-            max_request_bytes: 2_625_536,
-            max_total_records: 10_000,
-            max_total_bytes: 262_144_000,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogSettings {
-    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter such as `info,syncserver=debug`.
-    pub level: String,
-    /// `text` (human-readable) or `json` (one object per line).
-    pub format: LogFormat,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        LogSettings {
-            level: "info".into(),
-            format: LogFormat::Text,
-        }
-    }
-}
-
-/// A secret string: never printed by `Debug`, redacted by `Serialize` (check-config output).
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("<redacted>")
-    }
-}
-
-/// A TOML array of strings, or (from the environment) one comma-separated string. Entries
-/// are trimmed and empty ones dropped, so `SYNCSERVER_…=` (set but empty, as templates leave
-/// it) means an empty list and `a, b` means `["a", "b"]`.
-fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ListOrText {
-        List(Vec<String>),
-        Text(String),
-    }
-    let entries = match ListOrText::deserialize(d)? {
-        ListOrText::List(list) => list,
-        ListOrText::Text(text) => text.split(',').map(str::to_string).collect(),
-    };
-    Ok(entries
-        .into_iter()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .collect())
-}
-
-/// A TOML array, or (from the environment) a string holding a JSON array.
-fn list_or_json<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<serde_json::Value>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ListOrJson {
-        List(Vec<serde_json::Value>),
-        Json(String),
-    }
-    match ListOrJson::deserialize(d)? {
-        ListOrJson::List(list) => Ok(list),
-        ListOrJson::Json(text) if text.trim().is_empty() => Ok(Vec::new()),
-        ListOrJson::Json(text) => serde_json::from_str(&text)
-            .map_err(|e| serde::de::Error::custom(format!("expected a JSON array of JWKs: {e}"))),
-    }
-}
-
 /// Why the settings could not be loaded; each message names the key or file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -265,6 +72,15 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl From<InvalidSetting> for ConfigError {
+    fn from(e: InvalidSetting) -> ConfigError {
+        ConfigError::Invalid {
+            key: e.key,
+            message: e.message,
+        }
+    }
 }
 
 impl Settings {
@@ -344,76 +160,14 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "expected a directory path"));
         }
-        if self.secret.as_ref().is_some_and(|s| s.0.is_empty()) {
+        if self.secret.as_ref().is_some_and(|s| s.expose().is_empty()) {
             return Err(invalid(
                 "secret",
                 "must not be empty (remove it to use a generated one)",
             ));
         }
-        Url::parse(&self.tokenserver.fxa_oauth_server_url)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or_else(|| {
-                invalid(
-                    "tokenserver.fxa_oauth_server_url",
-                    "expected an http(s) URL such as https://oauth.accounts.firefox.com",
-                )
-            })?;
-        for jwk in &self.tokenserver.fxa_oauth_jwks {
-            if !jwk.is_object() {
-                return Err(invalid(
-                    "tokenserver.fxa_oauth_jwks",
-                    "expected a list of JWK objects (tables)",
-                ));
-            }
-        }
-        if self.tokenserver.token_duration == 0 {
-            return Err(invalid(
-                "tokenserver.token_duration",
-                "expected a positive number of seconds",
-            ));
-        }
-        if self.tokenserver.node_capacity <= 0 {
-            return Err(invalid(
-                "tokenserver.node_capacity",
-                "expected a positive number of users",
-            ));
-        }
-        self.validate_storage()
-    }
-
-    fn validate_storage(&self) -> Result<(), ConfigError> {
-        let s = &self.storage;
-        let positive = [
-            ("storage.hawk_max_skew", s.hawk_max_skew),
-            ("storage.max_open_databases", s.max_open_databases as u64),
-            ("storage.max_batch_ttl", s.max_batch_ttl),
-            ("storage.body_timeout", s.body_timeout),
-            ("storage.purge_interval", s.purge_interval),
-            ("storage.max_post_records", s.max_post_records),
-            ("storage.max_post_bytes", s.max_post_bytes),
-            (
-                "storage.max_record_payload_bytes",
-                s.max_record_payload_bytes,
-            ),
-            ("storage.max_request_bytes", s.max_request_bytes),
-            ("storage.max_total_records", s.max_total_records),
-            ("storage.max_total_bytes", s.max_total_bytes),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                return Err(ConfigError::Invalid {
-                    key,
-                    message: "expected a positive number".into(),
-                });
-            }
-        }
-        if s.max_request_bytes < s.max_post_bytes {
-            return Err(ConfigError::Invalid {
-                key: "storage.max_request_bytes",
-                message: "must be at least storage.max_post_bytes".into(),
-            });
-        }
+        self.tokenserver.validate()?;
+        self.storage.validate()?;
         Ok(())
     }
 
@@ -448,16 +202,15 @@ impl Settings {
 }
 
 /// Settings keys that may be unset by default (absent from the serialized defaults).
-const OPTIONAL_KEYS: &[&str] = &[
-    "public_url",
-    "secret",
-    "tokenserver.database_url",
-    "tokenserver.fxa_metrics_hash_secret",
-];
+const OPTIONAL_KEYS: &[&str] = &["public_url", "secret"];
 
 /// A misspelt `SYNCSERVER_…` variable is an error naming the variable, like a typo in the file.
 fn check_env_names<'a>(names: impl Iterator<Item = &'a String>) -> Result<(), ConfigError> {
     let mut known: Vec<String> = OPTIONAL_KEYS.iter().map(|k| k.to_string()).collect();
+    let sections = [("tokenserver", TokenserverSettings::OPTIONAL_KEYS)];
+    for (section, keys) in sections {
+        known.extend(keys.iter().map(|key| format!("{section}.{key}")));
+    }
     if let Ok(toml::Value::Table(defaults)) = toml::Value::try_from(Settings::default()) {
         for (key, value) in defaults {
             match value {
@@ -498,61 +251,6 @@ fn describe(e: config::ConfigError) -> String {
         .filter(|l| !l.is_empty() && l.trim_start_matches(['|', '^', ' ']).len() > 1)
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// `public_url` split into the parts Hawk and the tokenserver need.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicUrl {
-    pub scheme: String,
-    /// Lower-case host, IPv6 in brackets.
-    pub host: String,
-    pub port: u16,
-    /// Path prefix without a trailing `/` (empty when mounted at the root).
-    pub prefix: String,
-}
-
-impl PublicUrl {
-    pub fn parse(text: &str) -> Result<PublicUrl, String> {
-        let form = "expected an http(s) URL such as https://sync.example.com";
-        let url = Url::parse(text).map_err(|e| format!("{e}; {form}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(form.into());
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(format!("must not have a query or fragment; {form}"));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(format!("must not contain credentials; {form}"));
-        }
-        let host = match url.host() {
-            Some(url::Host::Ipv6(addr)) => format!("[{addr}]"),
-            Some(host) => host.to_string().to_ascii_lowercase(),
-            None => return Err(form.into()),
-        };
-        let port = url.port_or_known_default().ok_or(form)?;
-        Ok(PublicUrl {
-            scheme: url.scheme().to_string(),
-            host,
-            port,
-            prefix: url.path().trim_end_matches('/').to_string(),
-        })
-    }
-
-    /// `scheme://host[:port]prefix`, default port dropped, no trailing `/`.
-    pub fn origin_with_prefix(&self) -> String {
-        let default_port = match self.scheme.as_str() {
-            "https" => 443,
-            _ => 80,
-        };
-        if self.port == default_port {
-            format!("{}://{}{}", self.scheme, self.host, self.prefix)
-        } else {
-            format!(
-                "{}://{}:{}{}",
-                self.scheme, self.host, self.port, self.prefix
-            )
-        }
-    }
 }
 
 #[cfg(test)]
