@@ -88,18 +88,29 @@ fn main() -> ExitCode {
         }
         Command::Serve => serve(settings),
         Command::Purge => run_admin(syncserver::storage::purge_all(&settings)),
-        Command::Users(UsersCommand::List) => {
-            run_admin(syncserver::tokenserver::list_users(&settings))
-        }
+        Command::Users(UsersCommand::List) => run_admin(syncserver::tokenserver::list_users(
+            &settings,
+            offline_storage(&settings),
+        )),
         Command::Users(UsersCommand::Delete { who, yes }) => {
             let confirmed = yes || confirm(&format!("Delete user {who} and all synced data?"));
             if !confirmed {
                 eprintln!("syncserver: nothing deleted");
                 return ExitCode::FAILURE;
             }
-            run_admin(syncserver::tokenserver::delete_user(&settings, &who, true))
+            run_admin(syncserver::tokenserver::delete_user(
+                &settings,
+                offline_storage(&settings),
+                &who,
+                true,
+            ))
         }
     }
+}
+
+/// The command line's way into the storage files, for the tokenserver's user commands.
+fn offline_storage(settings: &Settings) -> std::sync::Arc<dyn syncserver::state::UserStore> {
+    std::sync::Arc::new(syncserver::storage::OfflineStorage::new(&settings.data_dir))
 }
 
 fn serve(settings: Settings) -> ExitCode {

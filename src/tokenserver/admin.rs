@@ -9,19 +9,21 @@ use sqlx::Row;
 use super::db::{self, Db};
 use crate::config::Settings;
 use crate::state::{UserStore, UserUsage};
-use crate::storage::OfflineStorage;
 
-async fn open(settings: &Settings) -> Result<Db, String> {
+async fn open(settings: &Settings, storage: Arc<dyn UserStore>) -> Result<Db, String> {
     std::fs::create_dir_all(&settings.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
     let pool = db::connect(&settings.tokenserver_database_url()).await?;
-    Db::open(pool, Arc::new(OfflineStorage::new(&settings.data_dir))).await
+    Db::open(pool, storage).await
 }
 
 /// `syncserver users list`: a table of users; returns the text to print.
-pub async fn list_users(settings: &Settings) -> Result<String, String> {
-    let db = open(settings).await?;
-    let result = list(&db, &OfflineStorage::new(&settings.data_dir)).await;
+pub async fn list_users(
+    settings: &Settings,
+    storage: Arc<dyn UserStore>,
+) -> Result<String, String> {
+    let db = open(settings, storage.clone()).await?;
+    let result = list(&db, storage.as_ref()).await;
     db.pool.close().await;
     result.map_err(|e| format!("tokenserver database: {e}"))
 }
@@ -77,21 +79,26 @@ async fn list(db: &Db, storage: &dyn UserStore) -> Result<String, sqlx::Error> {
 /// storage; returns what was removed.
 pub async fn delete_user(
     settings: &Settings,
+    storage: Arc<dyn UserStore>,
     who: &str,
     confirmed: bool,
 ) -> Result<String, String> {
     if !confirmed {
         return Err("not confirmed; nothing deleted".into());
     }
-    let db = open(settings).await?;
-    let result = delete(&db, settings, who).await;
+    let db = open(settings, storage.clone()).await?;
+    let result = delete(&db, settings, storage.as_ref(), who).await;
     db.pool.close().await;
     result
 }
 
-async fn delete(db: &Db, settings: &Settings, who: &str) -> Result<String, String> {
+async fn delete(
+    db: &Db,
+    settings: &Settings,
+    storage: &dyn UserStore,
+    who: &str,
+) -> Result<String, String> {
     let sql_err = |e: sqlx::Error| format!("tokenserver database: {e}");
-    let storage = OfflineStorage::new(&settings.data_dir);
     let email = match who.parse::<i64>() {
         Ok(uid) if who.len() < 32 => {
             let row = sqlx::query("SELECT email FROM users WHERE uid = $1 AND service = $2")

@@ -1,10 +1,18 @@
 //! `syncserver users list` and `syncserver users delete`, called as the CLI calls them.
 
-use syncserver::storage::user_db_path;
+use std::sync::Arc;
+
+use syncserver::state::UserStore;
+use syncserver::storage::{OfflineStorage, user_db_path};
 use syncserver::tokenserver::{delete_user, list_users};
 
 use crate::storage_support::Client;
 use crate::tokenserver_support::*;
+
+/// The storage files as the CLI reaches them.
+fn offline(ts: &Ts) -> Arc<dyn UserStore> {
+    Arc::new(OfflineStorage::new(&ts.srv.settings.data_dir))
+}
 
 /// Puts `bytes` bytes into a fake storage file for `uid`.
 fn fake_store(ts: &Ts, uid: i64, bytes: usize) -> std::path::PathBuf {
@@ -21,7 +29,7 @@ async fn list_shows_users_with_storage_size() {
     let other = "f".repeat(32);
     let other_uid = ts.token_for(&other, Some(1), 1, "aaaa").await.uid();
     fake_store(&ts, uid, 4096);
-    let text = list_users(&ts.srv.settings).await.unwrap();
+    let text = list_users(&ts.srv.settings, offline(&ts)).await.unwrap();
     let line = text
         .lines()
         .find(|l| l.contains(FXA_UID))
@@ -46,12 +54,14 @@ async fn delete_by_fxa_uid_or_uid_removes_rows_and_files() {
     ts.tick(1000);
     let second = ts.token(Some(2), 2, "bbbb").await.uid();
     let files = [fake_store(&ts, first, 10), fake_store(&ts, second, 10)];
-    let err = delete_user(&ts.srv.settings, FXA_UID, false)
+    let err = delete_user(&ts.srv.settings, offline(&ts), FXA_UID, false)
         .await
         .unwrap_err();
     assert!(err.contains("nothing deleted"), "{err}");
     assert_eq!(rows(&pool, FXA_UID).await.len(), 2);
-    let report = delete_user(&ts.srv.settings, FXA_UID, true).await.unwrap();
+    let report = delete_user(&ts.srv.settings, offline(&ts), FXA_UID, true)
+        .await
+        .unwrap();
     assert!(
         report.contains(&first.to_string()) && report.contains(&second.to_string()),
         "{report}"
@@ -64,12 +74,16 @@ async fn delete_by_fxa_uid_or_uid_removes_rows_and_files() {
     let other = "a1".repeat(16);
     let uid = ts.token_for(&other, Some(1), 1, "aaaa").await.uid();
     let file = fake_store(&ts, uid, 10);
-    delete_user(&ts.srv.settings, &uid.to_string(), true)
+    delete_user(&ts.srv.settings, offline(&ts), &uid.to_string(), true)
         .await
         .unwrap();
     assert!(rows(&pool, &other).await.is_empty());
     assert!(!file.exists());
-    assert!(delete_user(&ts.srv.settings, "999999", true).await.is_err());
+    assert!(
+        delete_user(&ts.srv.settings, offline(&ts), "999999", true)
+            .await
+            .is_err()
+    );
     // A deleted account that comes back is a new user with a new uid.
     ts.tick(1000);
     let again = ts.token(Some(3), 3, "cccc").await.uid();
@@ -87,7 +101,7 @@ async fn delete_refuses_storage_the_running_server_holds_open() {
         .await
         .expect(200);
     let path = user_db_path(&ts.srv.settings.data_dir, uid as u64);
-    let err = delete_user(&ts.srv.settings, &uid.to_string(), true)
+    let err = delete_user(&ts.srv.settings, offline(&ts), &uid.to_string(), true)
         .await
         .unwrap_err();
     assert!(err.contains("running syncserver"), "{err}");
@@ -108,7 +122,7 @@ async fn delete_refuses_storage_the_running_server_holds_open() {
     conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);")
         .unwrap();
     drop(conn);
-    delete_user(&ts.srv.settings, &idle_uid.to_string(), true)
+    delete_user(&ts.srv.settings, offline(&ts), &idle_uid.to_string(), true)
         .await
         .unwrap();
     assert!(!idle_path.exists());
