@@ -1,4 +1,4 @@
-//! Pure tokenserver derivations (PROTOCOL.md §1.2, §1.7.1, §1.8): the
+//! Pure tokenserver derivations (docs/protocol.md §1.2, §1.7.1, §1.8): the
 //! metrics hashes put in tokens and the `X-KeyID` / `fxa_kid` format.
 
 use base64::Engine;

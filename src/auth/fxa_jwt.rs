@@ -1,4 +1,4 @@
-//! Local verification of FxA OAuth JWT access tokens (PROTOCOL.md §1.3.1).
+//! Local verification of FxA OAuth JWT access tokens (docs/protocol.md §1.3.1).
 //!
 //! Only the RSA signature itself is delegated to `jsonwebtoken`; header and
 //! claim checks are done here so that the clock is an argument (vector tokens

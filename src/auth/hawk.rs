@@ -1,4 +1,4 @@
-//! Hawk "header" mode as used by Sync storage (PROTOCOL.md §3.1–3.3):
+//! Hawk "header" mode as used by Sync storage (docs/protocol.md §3.1–3.3):
 //! parsing the `Authorization: Hawk …` header, the normalized request string,
 //! the request MAC, the payload hash, and request signing for tests and
 //! benchmark clients.

@@ -3,7 +3,7 @@
 //! Everything here is pure (no I/O, no clock): callers pass the current time
 //! where it matters, which keeps the protocol vectors verifiable forever.
 //!
-//! * [`token`] — token ids and derived Hawk keys (PROTOCOL.md §2).
+//! * [`token`] — token ids and derived Hawk keys (docs/protocol.md §2).
 //! * [`hawk`] — `Authorization: Hawk` parsing, MACs, payload hashes (§3.1–3.3).
 //! * [`fxa_jwt`] — local verification of FxA OAuth JWT access tokens (§1.3.1).
 //! * [`fxa_ids`] — metrics hashes and the `X-KeyID` / `fxa_kid` format (§1.2, §1.8).

@@ -1,4 +1,4 @@
-//! tokenlib-compatible token ids and derived Hawk keys (PROTOCOL.md §2).
+//! tokenlib-compatible token ids and derived Hawk keys (docs/protocol.md §2).
 //!
 //! A token id is `b64url_padded(payload_json || HMAC-SHA256(sig_key, payload_json))`;
 //! the matching Hawk key is an HKDF of the master secret salted with the
@@ -64,7 +64,7 @@ impl fmt::Debug for TokenSecret {
     }
 }
 
-/// The JSON payload of a token (PROTOCOL.md §1.8).
+/// The JSON payload of a token (docs/protocol.md §1.8).
 ///
 /// Field order is syncstorage-rs's serialisation order. Everything except
 /// `uid` and `expires` defaults when absent, because Python-minted tokens lack

@@ -1,4 +1,4 @@
-//! The tokenserver's one error type and its HTTP mapping (PROTOCOL.md §1.7.2).
+//! The tokenserver's one error type and its HTTP mapping (docs/protocol.md §1.7.2).
 //!
 //! Every failure of a token request ends up here; `error_response` is the only place that
 //! turns one into a status, headers and the cornice-style JSON body Firefox expects.

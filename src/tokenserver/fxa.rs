@@ -1,4 +1,4 @@
-//! Verifying Firefox Accounts OAuth access tokens (PROTOCOL.md §1.3, DECISIONS.md).
+//! Verifying Firefox Accounts OAuth access tokens (docs/protocol.md §1.3).
 //!
 //! JWTs are checked locally against FxA's public keys: pinned in the configuration, or
 //! fetched lazily from `<fxa_oauth_server_url>/v1/jwks`, cached, refreshed in the

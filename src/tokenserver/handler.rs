@@ -1,5 +1,5 @@
 //! `GET /1.0/{application}/{version}`: checks the request headers, verifies the FxA token,
-//! applies the user-record rules and mints a storage token (PROTOCOL.md §1.1–1.2, §1.7–1.8).
+//! applies the user-record rules and mints a storage token (docs/protocol.md §1.1–1.2, §1.7–1.8).
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};

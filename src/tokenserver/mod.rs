@@ -1,5 +1,5 @@
 //! Tokenserver: exchanges a Firefox Accounts OAuth token for storage credentials
-//! (PROTOCOL.md §1–2).
+//! (docs/protocol.md §1–2).
 //!
 //! * [`handler`] — the `GET /1.0/sync/1.5` endpoint.
 //! * [`fxa`] — OAuth token verification (local JWT, `/v1/verify` fallback, caches).
@@ -56,7 +56,7 @@ impl Tokenserver {
         let pool = db::connect(&settings.tokenserver_database_url()).await?;
         let db = Arc::new(db::Db::open(pool, storage.clone()).await?);
         // Without public_url the row's URL is only a label: tokens always name the URL
-        // the client used (DECISIONS.md).
+        // the client used.
         let fallback_url = format!("http://{}:{}", settings.host, settings.port);
         let public = state.public_url.as_ref().map(|u| u.origin_with_prefix());
         db.ensure_node(public.as_deref(), &fallback_url, ts.node_capacity)

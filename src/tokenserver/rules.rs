@@ -1,4 +1,4 @@
-//! Mozilla's user-record rules as pure functions (PROTOCOL.md §1.4 steps 3–6 and §1.5):
+//! Mozilla's user-record rules as pure functions (docs/protocol.md §1.4 steps 3–6 and §1.5):
 //! which row is current, whether a request is consistent with it, and what to write.
 //! The database layer loads rows and applies the resulting [`Plan`]; nothing here does I/O.
 
