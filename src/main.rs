@@ -54,19 +54,17 @@ enum UsersCommand {
 }
 
 /// jemalloc serves every allocation of the server, SQLite's included (its `malloc` replaces
-/// glibc's). Load bench, back to back against glibc tuned with two arenas and a 64 KiB mmap
-/// threshold: CPU per request -9 to -11% at 100 users, -18 to -20% at 10,000 users, -27% with
-/// 1,000 users syncing at once (SQLite's schema allocations on every cold open contended on
-/// glibc's arena locks). Peak RSS: +1.5 MiB at 100 users, unchanged (58 MiB) on a fresh
-/// 10,000-user run, +5 to +7 MiB (to 56) on a reused 10,000-user directory.
+/// glibc's). It costs less CPU per request than a tuned glibc, the most where many users
+/// sync at once (SQLite's schema allocations on every cold open contended on glibc's arena
+/// locks), for about the same peak memory (docs/performance.md §7.5).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's options, tuned for memory at the load bench's 10,000 users (untuned jemalloc
-/// held 15-28 MiB more than glibc): one arena; small per-thread caches, as the blocking pool
-/// runs dozens of threads; freed pages go back to the OS after 250 ms. `MALLOC_CONF` in the
-/// environment still overrides them.
+/// jemalloc's options, tuned for memory at the load bench's 10,000 users (untuned, it held
+/// noticeably more than glibc): one arena; small per-thread caches, as the blocking pool
+/// runs dozens of threads; freed pages go back to the OS after 250 ms
+/// (docs/performance.md §7.5). `MALLOC_CONF` in the environment still overrides them.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code, non_upper_case_globals)]
 // SAFETY: jemalloc declares `malloc_conf` as a weak `const char *` and reads it once, when

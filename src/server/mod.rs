@@ -125,9 +125,8 @@ impl Server {
         // Each worker's blocking pool, which runs the SQLite jobs (`MAX_DB_JOBS` at once
         // across workers) and a few other blocking calls. At actix's default (512 /
         // workers) a busy pool grew to ~20 threads per worker that contended for the
-        // pool's one lock (spinning, then sched_yield). Load bench, 10,000 users: 267-279
-        // µs per request with 8 against 283-302 with the default (4 alternating runs each;
-        // 10 threads: 271-294; 4 and 6: like 8); 100 users: 120-130 against 128-133.
+        // pool's one lock; more threads than SQLite jobs only add contention
+        // (docs/performance.md §7.4).
         .worker_max_blocking_threads(crate::storage::MAX_DB_JOBS)
         .shutdown_timeout(30)
         .listen(widen_backlog(listener)?)
@@ -177,9 +176,10 @@ impl Server {
 }
 
 /// Connections the kernel queues for the server before it accepts them. std's
-/// `TcpListener::bind` listens with 128: in the load bench, 1,000 clients connecting at once
-/// overflowed that 72 times, and each overflow costs its client a SYN retransmission (1 s or
-/// more). actix's own default is 2,048; Linux caps it at `net.core.somaxconn`.
+/// `TcpListener::bind` listens with 128, which a burst of clients connecting at once
+/// overflows, and each overflow costs its client a SYN retransmission (1 s or more;
+/// docs/performance.md §7.6). actix's own default is 2,048; Linux caps it at
+/// `net.core.somaxconn`.
 const LISTEN_BACKLOG: i32 = 2048;
 
 /// Listens again on `listener` with [`LISTEN_BACKLOG`]; Linux and the BSDs let a listening
