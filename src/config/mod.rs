@@ -29,7 +29,8 @@ const ENV_PREFIX: &str = "SYNCSERVER";
 pub struct Settings {
     /// Address to listen on.
     pub host: String,
-    /// TCP port to listen on.
+    /// TCP port to listen on; 0 takes a free one, which the `listening on` line on stdout
+    /// names.
     pub port: u16,
     /// The URL Firefox uses to reach this server; derived per request when unset.
     pub public_url: Option<String>,
@@ -150,9 +151,6 @@ impl Settings {
         };
         if self.host.trim().is_empty() {
             return Err(invalid("host", "expected an IP address or host name"));
-        }
-        if self.port == 0 {
-            return Err(invalid("port", "expected a TCP port between 1 and 65535"));
         }
         if let Some(url) = &self.public_url {
             PublicUrl::parse(url).map_err(|m| invalid("public_url", &m))?;

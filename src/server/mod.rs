@@ -9,6 +9,7 @@
 mod path_prefix;
 mod request_log;
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 
 use actix_web::dev::Service;
@@ -147,15 +148,20 @@ impl Server {
         self.addr
     }
 
-    /// Runs until SIGTERM or SIGINT, then lets in-flight requests finish.
+    /// Runs until SIGTERM or SIGINT, then lets in-flight requests finish. Once both signals
+    /// are handled it prints `listening on <address>` on stdout, whatever the log settings,
+    /// so whoever started it on port 0 (the tests, the load bench) learns its port.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        let stop = stop_signal();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            stop.await;
             tracing::info!("shutting down: finishing in-flight requests");
             handle.stop(true).await;
         });
         tracing::info!(address = %self.addr, "listening");
+        // A closed stdout is no reason to stop serving.
+        let _ = writeln!(std::io::stdout(), "listening on {}", self.addr);
         self.server.await?;
         self.tokenserver.close().await;
         self.storage.close().await;
@@ -218,25 +224,34 @@ fn log_secret_source(source: &SecretSource) {
     }
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
+/// Handles SIGTERM and SIGINT from the call on, not from the first poll, so a signal sent
+/// as soon as the `listening on` line appears still stops the server gracefully. The
+/// future ends at the first of them.
+#[cfg(unix)]
+fn stop_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        let Ok(mut interrupt) = interrupt else { return };
+        match term {
             Ok(mut term) => {
                 tokio::select! {
                     _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = interrupt.recv() => {}
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
-                let _ = tokio::signal::ctrl_c().await;
+                interrupt.recv().await;
             }
         }
     }
-    #[cfg(not(unix))]
-    {
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> impl Future<Output = ()> {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
