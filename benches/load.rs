@@ -35,7 +35,8 @@
 //! `LOAD_BENCH_SERVER=path` benchmarks that server binary instead of this build's.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -100,6 +101,9 @@ fn options() -> Options {
     }
 }
 
+/// How long the server may take to start and print its address.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The server process and what we read about it from /proc.
 struct ServerProcess {
     child: Child,
@@ -107,19 +111,17 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// Starts the server on port 0 and learns its port from the `listening on` line it
+    /// prints on stdout once it serves.
     fn start(data_dir: &Path, synchronous: &str) -> ServerProcess {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
         // LOAD_BENCH_SERVER runs another build of the server (to compare two builds on
         // the same data and machine).
         let bin = std::env::var_os("LOAD_BENCH_SERVER")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_syncserver").into());
-        let child = Command::new(bin)
+        let mut child = Command::new(&bin)
             .env_remove("RUST_LOG")
             .env("SYNCSERVER_DATA_DIR", data_dir)
-            .env("SYNCSERVER_PORT", port.to_string())
+            .env("SYNCSERVER_PORT", "0")
             .env("SYNCSERVER_SECRET", SECRET)
             .env("SYNCSERVER_LOG__LEVEL", "warn")
             .env("SYNCSERVER_STORAGE__SQLITE_SYNCHRONOUS", synchronous)
@@ -127,10 +129,34 @@ impl ServerProcess {
                 "SYNCSERVER_TOKENSERVER__FXA_OAUTH_SERVER_URL",
                 "http://127.0.0.1:9",
             )
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .expect("start syncserver");
-        ServerProcess { child, port }
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(STARTUP_TIMEOUT).unwrap_or_default();
+        let port = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .and_then(|addr| addr.parse::<SocketAddr>().ok())
+            .map(|addr| addr.port());
+        match port {
+            Some(port) => ServerProcess { child, port },
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{} did not print `listening on <address>` on stdout within {STARTUP_TIMEOUT:?} \
+                     (got {line:?}); builds without that line cannot be benchmarked",
+                    bin.to_string_lossy()
+                );
+            }
+        }
     }
 
     /// User + system CPU time of the server so far.
@@ -496,20 +522,6 @@ async fn report(
     latencies.clear();
 }
 
-async fn wait_ready(port: u16) {
-    let url = format!("http://127.0.0.1:{port}/__lbheartbeat__");
-    for _ in 0..400 {
-        if reqwest::get(&url)
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not start");
-}
-
 fn make_users(n: u64, port: u16) -> Vec<Arc<User>> {
     let secret = TokenSecret::new(SECRET);
     let node = format!("http://127.0.0.1:{port}");
@@ -553,7 +565,6 @@ async fn run(opts: Options) {
         .map(Path::new)
         .unwrap_or(temp.path());
     let server = ServerProcess::start(dir, &opts.synchronous);
-    wait_ready(server.port).await;
     println!(
         "syncserver load benchmark: {} users on disk, {} active clients, synchronous={}",
         opts.users, opts.active, opts.synchronous

@@ -3,9 +3,10 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -172,15 +173,23 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_syncserver"))
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+/// How long the binary may take to bind and report its address.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The port in the `listening on 127.0.0.1:PORT` line the binary prints first on stdout.
+fn announced_port(stdout: ChildStdout) -> Result<u16, String> {
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| format!("reading its stdout: {e}"))?;
+    line.trim_end()
+        .strip_prefix("listening on ")
+        .and_then(|addr| addr.parse::<SocketAddr>().ok())
+        .map(|addr| addr.port())
+        .ok_or_else(|| format!("first line on stdout: {line:?}"))
 }
 
-/// The real binary running `serve`, with stderr captured to a file.
+/// The real binary running `serve` on a port it picked, with stderr captured to a file.
 pub struct BinaryServer {
     pub child: Child,
     pub port: u16,
@@ -188,7 +197,7 @@ pub struct BinaryServer {
 }
 
 impl BinaryServer {
-    /// Starts the binary in `cwd` with extra environment and waits for `/__lbheartbeat__`.
+    /// Starts the binary in `cwd` with extra environment; it is serving on return.
     pub async fn start(cwd: &Path, env: &[(&str, &str)], log_name: &str) -> BinaryServer {
         Self::launch(Command::new(binary()), cwd, env, log_name).await
     }
@@ -208,47 +217,46 @@ impl BinaryServer {
         Self::launch(cmd, cwd, env, log_name).await
     }
 
+    /// Starts the binary on port 0 and learns the port it bound from the `listening on`
+    /// line it prints on stdout once it serves and handles signals.
     async fn launch(
         mut cmd: Command,
         cwd: &Path,
         env: &[(&str, &str)],
         log_name: &str,
     ) -> BinaryServer {
-        let port = free_port();
         let log = cwd.join(log_name);
         let stderr = std::fs::File::create(&log).expect("log file");
         cmd.current_dir(cwd)
             .env_remove("RUST_LOG")
-            .env("SYNCSERVER_PORT", port.to_string())
+            .env("SYNCSERVER_PORT", "0")
             .env(
                 "SYNCSERVER_TOKENSERVER__FXA_OAUTH_SERVER_URL",
                 "http://127.0.0.1:9",
             )
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(stderr);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("binary starts");
-        let server = BinaryServer { child, port, log };
-        server.wait_ready().await;
-        server
-    }
-
-    async fn wait_ready(&self) {
-        let url = format!("http://127.0.0.1:{}/__lbheartbeat__", self.port);
-        for _ in 0..300 {
-            if let Ok(r) = reqwest::get(&url).await
-                && r.status().is_success()
-            {
-                return;
+        let mut child = cmd.spawn().expect("binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let announced = tokio::time::timeout(
+            STARTUP_TIMEOUT,
+            tokio::task::spawn_blocking(move || announced_port(stdout)),
+        )
+        .await;
+        match announced {
+            Ok(Ok(Ok(port))) => BinaryServer { child, port, log },
+            failed => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "binary did not report its address ({failed:?}); log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!(
-            "binary did not become ready; log:\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
     }
 
     pub fn url(&self, path: &str) -> String {
