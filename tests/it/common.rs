@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -166,6 +166,31 @@ pub fn mint_token(secret: &TokenSecret, uid: u64, node: &str, expires: i64) -> I
         salt: new_salt(),
     };
     make_token(secret, &payload)
+}
+
+/// Sends raw bytes to the server at `addr` and returns the raw response (the connection is
+/// closed by the request's `Connection: close`, or by the server after an error).
+pub async fn raw_http(addr: SocketAddr, request: Vec<u8>) -> String {
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("timeout");
+        let mut w = s.try_clone().expect("clone");
+        // Write on another thread: the server may answer (and stop reading) early.
+        let writer = std::thread::spawn(move || {
+            for chunk in request.chunks(16 * 1024) {
+                if w.write_all(chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let _ = writer.join();
+        String::from_utf8_lossy(&out).into_owned()
+    })
+    .await
+    .expect("raw request")
 }
 
 /// Path of the built `syncserver` binary.

@@ -1,8 +1,6 @@
 //! Integration tests: each starts the real server on 127.0.0.1 (in-process, or the built
 //! binary where exit codes, signals and log output matter) and speaks HTTP to it.
 
-mod audit_storage;
-mod audit_tokenserver;
 mod common;
 mod contrib;
 mod foundation;

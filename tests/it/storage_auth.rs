@@ -1,12 +1,13 @@
-//! Hawk on the storage side (PROTOCOL.md §3): every failure is 401 with body `0` and
-//! `WWW-Authenticate: Hawk`; reverse-proxy setups verify against `public_url`.
+//! Hawk on the storage side: every failure is 401 with body `0` and `WWW-Authenticate:
+//! Hawk`, garbage headers included; the uid in the path must be the token's; reverse-proxy
+//! setups verify against `public_url`.
 
 use reqwest::Method;
 use syncserver::auth::hawk::{self, RequestTarget};
 use syncserver::clock::Clock;
 
 use crate::common::TestServer;
-use crate::storage_support::{Client, Resp, send};
+use crate::storage_support::{Client, Resp, intact, seed, send, weave_error};
 
 #[track_caller]
 fn assert_401(r: &Resp) {
@@ -30,6 +31,59 @@ async fn missing_or_garbage_authorization() {
     );
     let forged = r#"Hawk id="AAAA", ts="1", nonce="n", mac="bWFj""#;
     assert_401(&send(srv.client.get(&url).header("Authorization", forged)).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_hawk_headers_are_401() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 108);
+    let before = seed(&c).await;
+    let good = srv.hawk(&c.token, "GET", &c.path("/info/collections"));
+    let giant = format!(
+        r#"Hawk id="{}", ts="1", nonce="n", mac="m""#,
+        "A".repeat(20_000)
+    );
+    let garbage = [
+        "Hawk".to_string(),
+        "Hawk ".to_string(),
+        "hawk id=".to_string(),
+        r#"Hawk id="abc"#.to_string(),
+        r#"Hawk id="a", ts="1", nonce="n""#.to_string(),
+        r#"Hawk id="a", ts="x", nonce="n", mac="m""#.to_string(),
+        r#"Hawk id="a", ts="-5", nonce="n", mac="m""#.to_string(),
+        r#"Hawk id="a", ts="99999999999999999999", nonce="n", mac="m""#.to_string(),
+        r#"Hawk id="a", id="a", ts="1", nonce="n", mac="m""#.to_string(),
+        r#"Hawk id="a",, ts="1", nonce="n", mac="m""#.to_string(),
+        r#"Hawk id="a" ts="1" nonce="n" mac="m""#.to_string(),
+        r#"Hawk id="a", ts="1", nonce="n", mac="m", "#.to_string(),
+        r#"Hawk id="a", ts="1", nonce="n", mac="m", foo="b""#.to_string(),
+        r#"Hawk id="\", ts="1", nonce="n", mac="m""#.to_string(),
+        format!("{good}x"),
+        good.replacen("Hawk", "Bearer", 1),
+        giant,
+    ];
+    for value in garbage {
+        let r = send(
+            srv.client
+                .get(srv.url(&c.path("/info/collections")))
+                .header("Authorization", value.clone()),
+        )
+        .await;
+        weave_error(&r, 401, "0");
+    }
+    // Non-ASCII bytes in the header.
+    let raw_value = reqwest::header::HeaderValue::from_bytes(
+        "Hawk id=\"é\", ts=\"1\", nonce=\"ñ\", mac=\"m\"".as_bytes(),
+    )
+    .expect("opaque header");
+    let r = send(
+        srv.client
+            .get(srv.url(&c.path("/info/collections")))
+            .header("Authorization", raw_value),
+    )
+    .await;
+    weave_error(&r, 401, "0");
+    intact(&c, &before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,6 +182,28 @@ async fn expired_token_wrong_uid_bad_mac_and_foreign_node() {
         token: srv.token_with(42, "https://other.example.com", now + 3600),
     };
     assert_401(&foreign.get("/info/collections").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uid_path_segments() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 123);
+    let before = seed(&c).await;
+    // Not 1–10 digits: no storage URL, 404 `0` — still a storage answer with its timestamp.
+    for uid in ["abc", "-1", "12345678901", "1a"] {
+        let path = format!("/1.5/{uid}/info/collections");
+        let r = send(srv.signed(&c.token, Method::GET, &path)).await;
+        weave_error(&r, 404, "0");
+        let r = send(srv.signed(&c.token, Method::DELETE, &format!("/1.5/{uid}"))).await;
+        weave_error(&r, 404, "0");
+    }
+    // Digits but not the token's uid: 401.
+    for uid in ["0", "1230", "9999999999", "0000000000"] {
+        let path = format!("/1.5/{uid}/info/collections");
+        let r = send(srv.signed(&c.token, Method::GET, &path)).await;
+        weave_error(&r, 401, "0");
+    }
+    intact(&c, &before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

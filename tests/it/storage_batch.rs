@@ -1,10 +1,13 @@
-//! Batch uploads (PROTOCOL.md §4.8, checklist §6.6).
+//! Batch uploads: invisible until committed, then atomic; limits, expiry, invalid batch ids
+//! and Firefox's later-sync uploads with preconditions.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::TestServer;
-use crate::storage_support::{Client, Resp, records, send, ts_ms, ts_str};
+use crate::storage_support::{
+    Client, Resp, intact, records, seed, send, ts_ms, ts_str, upload_batch, weave_error,
+};
 
 fn batch_id(r: &Resp) -> String {
     r.json()["batch"]
@@ -155,6 +158,34 @@ async fn bad_batch_parameters() {
     c.post("/storage/xxx_col1?batch=12345", "[]")
         .await
         .expect_error(400, "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_batch_ids_and_commit_values() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 114);
+    let before = seed(&c).await;
+    let body = r#"[{"id":"keep","payload":"gone"}]"#;
+    for q in [
+        "batch=0",
+        "batch=-1",
+        "batch=99999999999999999999",
+        "batch=9223372036854775807",
+        "batch=12345",
+        "batch=%00",
+        "batch=abc&commit=true",
+        "batch=true&commit=false",
+        "batch=true&commit=1",
+        "batch=true&commit=",
+        "commit=true",
+    ] {
+        weave_error(
+            &c.post(&format!("/storage/xxx_col1?{q}"), body).await,
+            400,
+            "0",
+        );
+    }
+    intact(&c, &before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -525,4 +556,48 @@ async fn empty_commit_bodies() {
             .expect_error(400, "8");
     }
     let _: Value = json!(null);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn later_sync_uploads_with_preconditions() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 113);
+    let lm = upload_batch(&c, "clients", "c", 3).await;
+    srv.clock.advance_ms(1000);
+    // Firefox: batch=true&commit=true, text/plain, X-If-Unmodified-Since = last-modified.
+    let upload = |since: String, body: &'static str| {
+        send(
+            c.req(Method::POST, "/storage/clients?batch=true&commit=true")
+                .header("Content-Type", "text/plain;charset=UTF-8")
+                .header("X-If-Unmodified-Since", since)
+                .body(body),
+        )
+    };
+    let ok = upload(lm.clone(), r#"[{"id":"c00000","payload":"v2"}]"#).await;
+    ok.expect(200);
+    let t = ok.header("x-last-modified").expect("lm").to_string();
+    assert!(
+        ok.body.starts_with(&format!("{{\"modified\":{t},")),
+        "{ok:?}"
+    );
+    assert!(ok.json().get("batch").is_none());
+    // A second device still on the old timestamp is refused, and nothing changes.
+    let conflict = upload(lm.clone(), r#"[{"id":"c00000","payload":"v3"}]"#).await;
+    assert_eq!(conflict.status, 412);
+    assert_eq!(conflict.header("x-last-modified"), Some(t.as_str()));
+    let item = c.get("/storage/clients/c00000").await;
+    assert_eq!(item.json()["payload"], json!("v2"));
+    // The batched form too: create with a stale precondition → 412 and no batch.
+    let stale = send(
+        c.req(Method::POST, "/storage/clients?batch=true")
+            .header("Content-Type", "application/json")
+            .header("X-If-Unmodified-Since", lm)
+            .body(r#"[{"id":"c00001","payload":"v3"}]"#),
+    )
+    .await;
+    assert_eq!(stale.status, 412);
+    // info/collections reflects exactly the committed write.
+    let info = c.get("/info/collections").await;
+    assert_eq!(info.body, format!("{{\"clients\":{t}}}"));
+    assert_eq!(info.header("x-last-modified"), Some(t.as_str()));
 }

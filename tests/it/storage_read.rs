@@ -1,10 +1,14 @@
-//! Reading collections (PROTOCOL.md §4.3, checklist §6.2).
+//! Reading collections: filters, sorting, paging, content negotiation, and odd or invalid
+//! query strings (400, never a 500, nothing lost).
 
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::TestServer;
-use crate::storage_support::{Client, Resp, records, send, ts_ms, ts_str};
+use crate::common::{TestServer, raw_http};
+use crate::storage_support::{
+    Client, Resp, assert_two_decimals, intact, records, seed, send, signed_head, ts_ms, ts_str,
+    upload_batch, urlencode, weave_error,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_written_collection_is_empty_list() {
@@ -185,10 +189,6 @@ async fn paged(c: &Client<'_>, query: &str, limit: usize) -> (Vec<String>, usize
     }
 }
 
-fn urlencode(s: &str) -> String {
-    s.replace(':', "%3A")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paging_gives_contiguous_slices_for_every_sort() {
     let srv = TestServer::start().await;
@@ -297,6 +297,97 @@ async fn paging_with_newer_oldest_and_older_newest() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_device_downloads_many_rows_sharing_one_timestamp() {
+    let srv = TestServer::start().await;
+    let first = Client::new(&srv, 112);
+    let lm = upload_batch(&first, "bookmarks", "b", 2500).await;
+    srv.clock.advance_ms(5000);
+
+    // Device 2, with its own token, pages through with Firefox's query and the collection's
+    // X-Last-Modified as X-If-Unmodified-Since on the later pages.
+    let second = Client::new(&srv, 112);
+    for query in [
+        "full=1&limit=1000&sort=oldest",
+        "full=1&limit=1000&sort=newest",
+        "full=1&limit=1000",
+        "full=1&limit=1000&sort=index",
+        "limit=333",
+    ] {
+        let mut seen = Vec::new();
+        let mut offset: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let path = match &offset {
+                Some(o) => format!("/storage/bookmarks?{query}&offset={o}"),
+                None => format!("/storage/bookmarks?{query}"),
+            };
+            let mut req = second.req(Method::GET, &path);
+            if offset.is_some() {
+                req = req.header("X-If-Unmodified-Since", &lm);
+            }
+            let r = send(req).await;
+            r.expect(200);
+            assert_eq!(r.header("x-last-modified"), Some(lm.as_str()));
+            let page = r.ids();
+            assert_eq!(
+                r.header("x-weave-records"),
+                Some(page.len().to_string().as_str())
+            );
+            if query.starts_with("full") {
+                // Raw body: every item carries the commit timestamp with two decimals.
+                let stamp = format!("\"modified\":{lm},");
+                assert_eq!(r.body.matches(&stamp).count(), page.len());
+                for item in r.json().as_array().expect("array") {
+                    let id = item["id"].as_str().expect("id");
+                    assert_eq!(item["payload"], json!(format!("p-{id}")));
+                }
+            }
+            seen.extend(page);
+            pages += 1;
+            offset = r.header("x-weave-next-offset").map(str::to_string);
+            if offset.is_none() {
+                break;
+            }
+            assert!(pages < 20, "{query}: runaway paging");
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 2500, "{query}: duplicates or gaps");
+        assert_eq!(seen.len(), 2500, "{query}");
+        if query.contains("oldest") {
+            assert_eq!(seen, sorted, "{query}: ties go by id ascending");
+        }
+    }
+
+    // A write by the first device between pages: the next page with X-If-Unmodified-Since
+    // is refused (412), and without it the paging still returns every old row exactly once.
+    let p1 = second
+        .get("/storage/bookmarks?full=1&limit=1000&sort=oldest")
+        .await;
+    let next = p1.header("x-weave-next-offset").expect("more").to_string();
+    srv.clock.advance_ms(1000);
+    first
+        .post_json(
+            "/storage/bookmarks",
+            &json!([{"id": "zzz", "payload": "new"}, {"id": "b00000", "payload": "changed"}]),
+        )
+        .await
+        .expect(200);
+    let stale = send(
+        second
+            .req(
+                Method::GET,
+                &format!("/storage/bookmarks?full=1&limit=1000&sort=oldest&offset={next}"),
+            )
+            .header("X-If-Unmodified-Since", &lm),
+    )
+    .await;
+    assert_eq!(stale.status, 412, "{stale:?}");
+    assert_eq!(stale.body, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_of_one_post_share_a_timestamp() {
     let srv = TestServer::start().await;
     let c = Client::new(&srv, 8);
@@ -402,6 +493,23 @@ async fn accept_header_negotiation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_accept_header_gets_json() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 117);
+    seed(&c).await;
+    // Raw, because HTTP client libraries add `Accept: */*` on their own.
+    let req = signed_head(&srv, &c, "GET", "/storage/xxx_col1") + "Connection: close\r\n\r\n";
+    let res = raw_http(srv.addr, req.into_bytes()).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    let lower = res.to_ascii_lowercase();
+    assert!(
+        lower.contains("\r\ncontent-type: application/json\r\n"),
+        "{res}"
+    );
+    assert!(res.ends_with(r#"["keep"]"#), "{res}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn if_modified_since_on_a_collection() {
     let srv = TestServer::start().await;
     let c = Client::new(&srv, 10);
@@ -461,6 +569,63 @@ async fn garbage_parameters_are_400() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weird_query_strings() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 105);
+    let before = seed(&c).await;
+    let many = (0..101)
+        .map(|i| format!("i{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    for q in [
+        "newer=abc",
+        "newer=1e5",
+        "newer=-1",
+        "newer=",
+        "older=NaN",
+        "newer=99999999999999999999999",
+        "limit=-1",
+        "limit=abc",
+        "limit=99999999999999",
+        "limit=1.5",
+        "sort=NEWEST",
+        "offset=-1",
+        "offset=1:x",
+        "offset=99999999999999999999999",
+        &format!("ids={many}"),
+        "ids=a%0Ab",
+        "ids=%C3%A9",
+        &format!("ids={}", "x".repeat(65)),
+    ] {
+        weave_error(&c.get(&format!("/storage/xxx_col1?{q}")).await, 400, "0");
+        weave_error(&c.delete(&format!("/storage/xxx_col1?{q}")).await, 400, "0");
+    }
+    // Harmless oddities: repeated, unknown, percent-encoded and empty parameters.
+    for (q, want) in [
+        ("ids=keep&ids=nope", "[]"),
+        ("ids=nope&ids=keep", r#"["keep"]"#),
+        ("ids=%6Beep", r#"["keep"]"#),
+        ("ids=,,keep,,", r#"["keep"]"#),
+        ("v=1.2.3&full&&=&x", "FULL"),
+        ("newer=0&older=99999999999", r#"["keep"]"#),
+        ("limit=0", "[]"),
+        ("limit=4294967295", r#"["keep"]"#),
+        ("offset=5", "[]"),
+        ("offset=18446744073709551615", "[]"),
+        ("sort=oldest&offset=0:18446744073709551615", "[]"),
+    ] {
+        let r = c.get(&format!("/storage/xxx_col1?{q}")).await;
+        assert_eq!(r.status, 200, "{q}: {r:?}");
+        if want == "FULL" {
+            assert_eq!(format!("[{before}]"), r.body, "{q}");
+        } else {
+            assert_eq!(r.body, want, "{q}");
+        }
+    }
+    intact(&c, &before).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_limits_for_get_and_delete() {
     let srv = TestServer::start().await;
     let c = Client::new(&srv, 12);
@@ -509,22 +674,23 @@ async fn ids_limits_for_get_and_delete() {
     assert_eq!(c.get("/storage/xxx_col1").await.body, "[]");
 }
 
-/// Every `"modified":` in a raw body is `\d+\.\d\d` (Mozilla's tests regex-check this).
-pub fn assert_two_decimals(body: &str) {
-    let mut found = 0;
-    for part in body.split("\"modified\":").skip(1) {
-        let num: String = part
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.')
-            .collect();
-        let (int, frac) = num
-            .split_once('.')
-            .unwrap_or_else(|| panic!("no decimals: {body}"));
-        assert!(
-            !int.is_empty() && frac.len() == 2,
-            "bad timestamp {num} in {body}"
-        );
-        found += 1;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_ids_parameter_means_no_filter() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 115);
+    c.post_json(
+        "/storage/xxx_col1",
+        &json!([{"id": "a", "payload": "x"}, {"id": "b", "payload": "y"}]),
+    )
+    .await
+    .expect(200);
+    // Empty items are dropped; a list left empty filters nothing (RS), for GET as for DELETE.
+    for q in ["ids=", "ids=,,", "ids=%20,%20", "ids=a&ids="] {
+        let r = c.get(&format!("/storage/xxx_col1?sort=oldest&{q}")).await;
+        assert_eq!(r.body, r#"["a","b"]"#, "{q}");
+        assert_eq!(r.header("x-weave-records"), Some("2"), "{q}");
     }
-    assert!(found > 0, "no modified in {body}");
+    let d = c.delete("/storage/xxx_col1?ids=,").await;
+    d.expect(200);
+    assert_eq!(c.get("/info/collections").await.body, "{}");
 }

@@ -1,11 +1,11 @@
 //! Helpers for the storage tests: a Sync client for one user that signs every request with
-//! Hawk, and a response snapshot with the headers and body.
+//! Hawk, a response snapshot with the headers and body, and the checks several files share.
 
 #![allow(dead_code)]
 
 use reqwest::Method;
 use reqwest::header::HeaderMap;
-use serde_json::Value;
+use serde_json::{Value, json};
 use syncserver::auth::IssuedToken;
 
 use crate::common::TestServer;
@@ -154,4 +154,101 @@ pub fn records(prefix: &str, n: usize, payload: &str) -> Value {
             .map(|i| serde_json::json!({"id": format!("{prefix}{i}"), "payload": payload}))
             .collect(),
     )
+}
+
+/// Stores one known record and returns its body as read back.
+pub async fn seed(c: &Client<'_>) -> String {
+    c.put(
+        "/storage/xxx_col1/keep",
+        r#"{"payload":"precious","sortindex":3}"#,
+    )
+    .await
+    .expect(200);
+    let r = c.get("/storage/xxx_col1/keep").await;
+    r.expect(200);
+    r.body
+}
+
+/// The record stored by [`seed`] is still there, unchanged, and nothing else appeared.
+pub async fn intact(c: &Client<'_>, before: &str) {
+    let r = c.get("/storage/xxx_col1/keep").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, before);
+    let ids = c.get("/storage/xxx_col1").await;
+    assert_eq!(ids.body, r#"["keep"]"#);
+}
+
+/// A storage answer that is an error: status, bare Weave code, JSON, X-Weave-Timestamp.
+#[track_caller]
+pub fn weave_error(r: &Resp, status: u16, code: &str) {
+    r.expect_error(status, code);
+    let ts = r.header("x-weave-timestamp").expect("X-Weave-Timestamp");
+    assert!(two_decimals(ts), "{r:?}");
+}
+
+/// `v` is a timestamp as the server writes it: digits, a dot, two decimals.
+pub fn two_decimals(v: &str) -> bool {
+    let (s, f) = v.split_once('.').unwrap_or(("", ""));
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && f.len() == 2
+}
+
+/// Every `"modified":` in a raw body is `\d+\.\d\d` (Mozilla's tests regex-check this).
+pub fn assert_two_decimals(body: &str) {
+    let stamps: Vec<String> = body
+        .split("\"modified\":")
+        .skip(1)
+        .map(|part| {
+            part.chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect()
+        })
+        .collect();
+    assert!(!stamps.is_empty(), "no modified in {body}");
+    for num in &stamps {
+        assert!(two_decimals(num), "bad timestamp {num} in {body}");
+    }
+}
+
+/// Percent-encodes the characters of ids and offsets that may not stand bare in a URL here.
+pub fn urlencode(s: &str) -> String {
+    s.replace(':', "%3A")
+        .replace('{', "%7B")
+        .replace('}', "%7D")
+        .replace(',', "%2C")
+}
+
+/// The start of a raw request to `c`'s `rest`, signed for `c`: the request line, `Host` and
+/// `Authorization`; the caller adds the other headers, the blank line and any body.
+pub fn signed_head(srv: &TestServer, c: &Client<'_>, method: &str, rest: &str) -> String {
+    let path = c.path(rest);
+    let auth = srv.hawk(&c.token, method, &path);
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {auth}\r\n",
+        srv.addr.port()
+    )
+}
+
+/// Uploads `n` records to `coll` as one batch (appends of 100, then an empty commit), so they
+/// all share one timestamp, as a first sync of a big collection does.
+pub async fn upload_batch(c: &Client<'_>, coll: &str, prefix: &str, n: usize) -> String {
+    let create = c.post(&format!("/storage/{coll}?batch=true"), "[]").await;
+    create.expect(202);
+    let batch = create.json()["batch"].as_str().expect("batch").to_string();
+    let ids: Vec<String> = (0..n).map(|i| format!("{prefix}{i:05}")).collect();
+    for chunk in ids.chunks(100) {
+        let items: Vec<_> = chunk
+            .iter()
+            .map(|id| json!({"id": id, "payload": format!("p-{id}")}))
+            .collect();
+        let r = c
+            .post_json(&format!("/storage/{coll}?batch={batch}"), &json!(items))
+            .await;
+        r.expect(202);
+        assert_eq!(r.json()["failed"], json!({}));
+    }
+    let commit = c
+        .post(&format!("/storage/{coll}?batch={batch}&commit=true"), "[]")
+        .await;
+    commit.expect(200);
+    commit.header("x-last-modified").expect("lm").to_string()
 }

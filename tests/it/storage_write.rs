@@ -1,11 +1,14 @@
-//! Writing items, TTL, preconditions and deletes (PROTOCOL.md §4.4–4.9, checklist §6.3–6.5).
+//! Writing items, TTL, preconditions and deletes, the limits on what a write may carry, and
+//! the exact shape of every answer. Nothing a client sends may give a 500 or lose stored data.
 
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::TestServer;
-use crate::storage_read::assert_two_decimals;
-use crate::storage_support::{Client, records, send, ts_str};
+use crate::common::{TestServer, raw_http};
+use crate::storage_support::{
+    Client, assert_two_decimals, intact, records, seed, send, signed_head, ts_ms, ts_str,
+    two_decimals, urlencode, weave_error,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_creates_and_replaces() {
@@ -105,6 +108,69 @@ async fn content_types() {
     .await;
     post_text.expect(200);
     c.get("/storage/xxx_col1/t1").await.expect(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_with_nul_and_unicode_round_trips() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 110);
+    let payload = "a\u{0}b\u{1f}c\"\\\u{2028}é🎉\r\n";
+    c.post(
+        "/storage/xxx_col1",
+        &json!([{"id": "a", "payload": payload}]).to_string(),
+    )
+    .await
+    .expect(200);
+    let r = c.get("/storage/xxx_col1/a").await;
+    assert_eq!(r.json()["payload"], json!(payload));
+    let r = send(
+        c.req(Method::GET, "/storage/xxx_col1?full=1")
+            .header("Accept", "application/newlines"),
+    )
+    .await;
+    let lines: Vec<&str> = r.body.split_terminator('\n').collect();
+    assert_eq!(lines.len(), 1, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).expect("line is JSON");
+    assert_eq!(v["payload"], json!(payload));
+    let usage = c.get("/info/collection_usage").await;
+    let kib = usage.json()["xxx_col1"].as_f64().expect("usage");
+    assert!((kib * 1024.0 - payload.len() as f64).abs() < 1e-9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newline_bodies_edge_cases() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 111);
+    let before = seed(&c).await;
+    let post = |body: &'static str| {
+        send(
+            c.req(Method::POST, "/storage/xxx_col2")
+                .header("Content-Type", "application/newlines")
+                .body(body),
+        )
+    };
+    // CRLF line ends, and a payload holding an escaped newline.
+    let r = post("{\"id\":\"a\",\"payload\":\"x\\ny\"}\r\n{\"id\":\"b\"}\r\n").await;
+    r.expect(200);
+    assert_eq!(r.json()["success"], json!(["a", "b"]));
+    assert_eq!(
+        c.get("/storage/xxx_col2/a").await.json()["payload"],
+        json!("x\ny")
+    );
+    for bad in [
+        "\n",
+        "\n\n",
+        "{\"id\":\"c\"}\n\n",
+        "\n{\"id\":\"c\"}",
+        "{\"id\":\"c\"}\n\n{\"id\":\"d\"}",
+        "[{\"id\":\"c\"}]",
+        "{}",
+    ] {
+        weave_error(&post(bad).await, 400, "8");
+    }
+    let ids = c.get("/storage/xxx_col2?sort=oldest").await;
+    assert_eq!(ids.json(), json!(["a", "b"]));
+    intact(&c, &before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,6 +314,124 @@ async fn invalid_post_bodies_and_items() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_bodies_never_500_and_keep_data() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 102);
+    let before = seed(&c).await;
+    let deep_array = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let deep_field = format!(
+        r#"{{"payload":"x","foo":{}{}}}"#,
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let bodies: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"null".to_vec(),
+        b"{".to_vec(),
+        b"\xff\xfe\x00{".to_vec(),
+        b"{\"payload\":\"\xff\xfe\"}".to_vec(),
+        br#"{"payload":"\ud800"}"#.to_vec(),
+        deep_array.into_bytes(),
+        deep_field.into_bytes(),
+        br#"{"payload":"x"} trailing"#.to_vec(),
+    ];
+    for body in &bodies {
+        for ct in ["application/json", "text/plain", "application/newlines"] {
+            let put = send(
+                c.req(Method::PUT, "/storage/xxx_col1/keep")
+                    .header("Content-Type", ct)
+                    .body(body.clone()),
+            )
+            .await;
+            assert!(
+                put.status == 400,
+                "PUT {ct} {:?}: {put:?}",
+                String::from_utf8_lossy(&body[..body.len().min(40)])
+            );
+            let post = send(
+                c.req(Method::POST, "/storage/xxx_col1")
+                    .header("Content-Type", ct)
+                    .body(body.clone()),
+            )
+            .await;
+            assert!(
+                post.status == 400 || post.status == 200,
+                "POST {ct}: {post:?}"
+            );
+        }
+    }
+    intact(&c, &before).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sortindex_and_ttl_edge_values() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 101);
+    let before = seed(&c).await;
+    // Out of range, including the values whose absolute value does not fit an i64.
+    for bad in [
+        "1000000000",
+        "-1000000000",
+        "-9223372036854775808",
+        "9223372036854775807",
+        "18446744073709551615",
+        "1e3",
+        "2.0",
+        "\"12\"",
+        "true",
+        "[]",
+    ] {
+        let body = format!(r#"{{"payload":"x","sortindex":{bad}}}"#);
+        weave_error(&c.put("/storage/xxx_col1/keep", &body).await, 400, "8");
+        let post = c
+            .post(
+                "/storage/xxx_col1",
+                &format!(r#"[{{"id":"keep","payload":"x","sortindex":{bad}}}]"#),
+            )
+            .await;
+        post.expect(200);
+        assert_eq!(post.json()["success"], json!([]), "{bad}: {post:?}");
+        assert!(post.json()["failed"]["keep"].is_string(), "{bad}: {post:?}");
+    }
+    for bad in [
+        "-1",
+        "1000000000",
+        "-9223372036854775808",
+        "1e3",
+        "1.5",
+        "\"5\"",
+    ] {
+        let body = format!(r#"{{"payload":"x","ttl":{bad}}}"#);
+        weave_error(&c.put("/storage/xxx_col1/keep", &body).await, 400, "8");
+    }
+    intact(&c, &before).await;
+    // The ends of the ranges are fine; null is "not sent".
+    for (id, sortindex) in [("lo", -999_999_999), ("hi", 999_999_999)] {
+        c.put(
+            &format!("/storage/xxx_col2/{id}"),
+            &format!(r#"{{"payload":"p","sortindex":{sortindex},"ttl":999999999}}"#),
+        )
+        .await
+        .expect(200);
+        let r = c.get(&format!("/storage/xxx_col2/{id}")).await;
+        assert_eq!(r.json()["sortindex"], json!(sortindex));
+    }
+    c.put(
+        "/storage/xxx_col2/nulls",
+        r#"{"payload":null,"sortindex":null,"ttl":null}"#,
+    )
+    .await
+    .expect(200);
+    let r = c.get("/storage/xxx_col2/nulls").await;
+    r.expect(200);
+    assert_eq!(
+        r.json(),
+        json!({"id":"nulls","modified":r.json()["modified"],"payload":""})
+    );
+    assert!(!r.body.contains("sortindex"), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_record_and_byte_limits() {
     let srv = TestServer::start().await;
     let c = Client::new(&srv, 8);
@@ -283,6 +467,48 @@ async fn post_record_and_byte_limits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_at_and_over_the_record_limit() {
+    let srv = TestServer::start_with(|s| {
+        s.storage.max_record_payload_bytes = 1000;
+        s.storage.max_post_bytes = 1500;
+        s.storage.max_request_bytes = 4000;
+    })
+    .await;
+    let c = Client::new(&srv, 103);
+    let before = seed(&c).await;
+    // Multi-byte characters count as their UTF-8 bytes.
+    let at = "é".repeat(500);
+    let over = format!("{at}x");
+    c.put("/storage/xxx_col2/a", &json!({ "payload": at }).to_string())
+        .await
+        .expect(200);
+    weave_error(
+        &c.put(
+            "/storage/xxx_col1/keep",
+            &json!({ "payload": over }).to_string(),
+        )
+        .await,
+        400,
+        "8",
+    );
+    let r = c
+        .post(
+            "/storage/xxx_col1",
+            &json!([{"id": "keep", "payload": over}, {"id": "b", "payload": "ok"}]).to_string(),
+        )
+        .await;
+    r.expect(200);
+    assert_eq!(r.json()["success"], json!(["b"]));
+    assert_eq!(r.json()["failed"]["keep"], json!("retry bytes"));
+    assert_eq!(
+        c.get("/storage/xxx_col2/a").await.json()["payload"],
+        json!(at)
+    );
+    let keep = c.get("/storage/xxx_col1/keep").await;
+    assert_eq!(keep.body, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_body_is_413_17() {
     let srv = TestServer::start_with(|s| {
         s.storage.max_request_bytes = 4096;
@@ -307,6 +533,47 @@ async fn oversized_body_is_413_17() {
         .put("/storage/xxx_col1/a", r#"{"payload":"12345678901"}"#)
         .await
         .expect_error(400, "8");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_body_over_max_request_bytes_is_413_17() {
+    let srv = TestServer::start_with(|s| s.storage.max_request_bytes = 4096).await;
+    let c = Client::new(&srv, 104);
+    let before = seed(&c).await;
+    let body = json!([{"id": "keep", "payload": "y".repeat(10_000)}]).to_string();
+    let mut req = signed_head(&srv, &c, "POST", "/storage/xxx_col1").into_bytes();
+    req.extend_from_slice(
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    );
+    for chunk in body.as_bytes().chunks(1000) {
+        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        req.extend_from_slice(chunk);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let res = raw_http(srv.addr, req).await;
+    assert!(res.starts_with("HTTP/1.1 413"), "{res}");
+    let lower = res.to_ascii_lowercase();
+    assert!(lower.contains("content-type: application/json"), "{res}");
+    assert!(lower.contains("x-weave-timestamp: "), "{res}");
+    assert!(res.ends_with("\r\n\r\n17"), "{res}");
+    intact(&c, &before).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_upload_is_408_after_body_timeout() {
+    let srv = TestServer::start_with(|s| s.storage.body_timeout = 1).await;
+    let c = Client::new(&srv, 116);
+    let before = seed(&c).await;
+    // Declares 1000 bytes, sends 11, then neither sends more nor closes.
+    let req = signed_head(&srv, &c, "PUT", "/storage/xxx_col1/keep")
+        + "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"payload\":";
+    let started = std::time::Instant::now();
+    let res = raw_http(srv.addr, req.into_bytes()).await;
+    assert!(res.starts_with("HTTP/1.1 408"), "{res}");
+    assert!(res.ends_with("\r\n\r\n0"), "{res}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    intact(&c, &before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,6 +617,61 @@ async fn weave_size_headers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_headers_are_400_and_change_nothing() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 107);
+    let before = seed(&c).await;
+    let write = || {
+        c.req(Method::POST, "/storage/xxx_col1")
+            .header("Content-Type", "application/json")
+            .body(r#"[{"id":"keep","payload":"gone"}]"#)
+    };
+    for (name, value) in [
+        ("X-If-Unmodified-Since", "-1"),
+        ("X-If-Unmodified-Since", "abc"),
+        ("X-If-Unmodified-Since", "1e9"),
+        ("X-If-Unmodified-Since", ""),
+        ("X-If-Modified-Since", "-0.5"),
+        ("X-Weave-Records", "1.5"),
+        ("X-Weave-Records", "-1"),
+        ("X-Weave-Bytes", "abc"),
+        ("X-Weave-Total-Records", "99999999999999999999999"),
+        ("X-Weave-Total-Bytes", ""),
+    ] {
+        weave_error(&send(write().header(name, value)).await, 400, "0");
+    }
+    for (name, value) in [
+        ("X-Weave-Records", "101"),
+        ("X-Weave-Total-Records", "10001"),
+    ] {
+        weave_error(&send(write().header(name, value)).await, 400, "17");
+    }
+    let both = send(
+        write()
+            .header("X-If-Unmodified-Since", "1")
+            .header("X-If-Modified-Since", "1"),
+    )
+    .await;
+    weave_error(&both, 400, "0");
+    let get_both = send(
+        c.req(Method::GET, "/storage/xxx_col1/keep")
+            .header("X-If-Unmodified-Since", "1")
+            .header("X-If-Modified-Since", "1"),
+    )
+    .await;
+    weave_error(&get_both, 400, "0");
+    for path in [
+        "/info/collections",
+        "/storage/xxx_col1",
+        "/storage/xxx_col1/keep",
+    ] {
+        let r = send(c.req(Method::GET, path).header("X-If-Modified-Since", "-3")).await;
+        weave_error(&r, 400, "0");
+    }
+    intact(&c, &before).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_ids_in_passwords_delete_by_ids() {
     let srv = TestServer::start().await;
     let c = Client::new(&srv, 11);
@@ -365,7 +687,7 @@ async fn long_ids_in_passwords_delete_by_ids() {
         .expect(200);
     let del = format!(
         "/storage/passwords?ids={}",
-        urlenc(&format!("{},{}", ids[0], ids[1]))
+        urlencode(&format!("{},{}", ids[0], ids[1]))
     );
     c.delete(&del).await.expect(200);
     let mut left = c.get("/storage/passwords").await.ids();
@@ -373,16 +695,39 @@ async fn long_ids_in_passwords_delete_by_ids() {
     assert_eq!(left, ids[2..].to_vec());
     // Single-item access with an id that needs percent-encoding.
     let one = c
-        .get(&format!("/storage/passwords/{}", urlenc(&ids[2])))
+        .get(&format!("/storage/passwords/{}", urlencode(&ids[2])))
         .await;
     one.expect(200);
     assert_eq!(one.json()["id"], ids[2].as_str());
 }
 
-fn urlenc(s: &str) -> String {
-    s.replace('{', "%7B")
-        .replace('}', "%7D")
-        .replace(',', "%2C")
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_ids_in_the_path() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 106);
+    let before = seed(&c).await;
+    for id in ["a%0Ab", "%0A", "a%09", "%C3%A9", "%00", "%zz"] {
+        let path = format!("/storage/xxx_col1/{id}");
+        weave_error(&c.get(&path).await, 404, "0");
+        weave_error(&c.delete(&path).await, 404, "0");
+        weave_error(&c.put(&path, r#"{"payload":"x"}"#).await, 400, "8");
+    }
+    let long = "x".repeat(65);
+    weave_error(
+        &c.put(&format!("/storage/xxx_col1/{long}"), "{}").await,
+        400,
+        "8",
+    );
+    // 64 characters, spaces and braces are fine.
+    for id in ["x".repeat(64), "a%20b".into(), "%7Bguid%7D".into()] {
+        c.put(&format!("/storage/xxx_col2/{id}"), r#"{"payload":"p"}"#)
+            .await
+            .expect(200);
+        c.get(&format!("/storage/xxx_col2/{id}")).await.expect(200);
+    }
+    let ids = c.get("/storage/xxx_col2?sort=oldest").await;
+    assert_eq!(ids.json(), json!(["x".repeat(64), "a b", "{guid}"]));
+    intact(&c, &before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -795,4 +1140,122 @@ async fn unknown_urls_and_methods() {
         r.expect(404);
         assert_eq!(r.body, "0");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_has_a_weave_timestamp_and_exact_shape() {
+    let srv = TestServer::start().await;
+    let c = Client::new(&srv, 109);
+    let put = c.put("/storage/xxx_col1/a", r#"{"payload":"p"}"#).await;
+    put.expect(200);
+    let t = put.body.clone();
+    assert!(two_decimals(&t), "{put:?}");
+    assert_eq!(put.header("x-last-modified"), Some(t.as_str()));
+    assert_eq!(put.header("x-weave-timestamp"), Some(t.as_str()));
+    assert_eq!(put.header("content-type"), Some("application/json"));
+
+    // 304: empty body, X-Last-Modified and X-Weave-Timestamp.
+    for path in [
+        "/storage/xxx_col1/a",
+        "/storage/xxx_col1",
+        "/info/collections",
+    ] {
+        let r = send(c.req(Method::GET, path).header("X-If-Modified-Since", &t)).await;
+        assert_eq!(r.status, 304, "{path}: {r:?}");
+        assert_eq!(r.body, "");
+        assert_eq!(r.header("x-last-modified"), Some(t.as_str()), "{path}");
+        assert!(r.header("x-weave-timestamp").is_some(), "{path}");
+    }
+    // 412: empty body, X-Last-Modified and X-Weave-Timestamp.
+    let r = send(
+        c.req(Method::PUT, "/storage/xxx_col1/a")
+            .header("Content-Type", "application/json")
+            .header("X-If-Unmodified-Since", "1.00")
+            .body(r#"{"payload":"q"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 412, "{r:?}");
+    assert_eq!(r.body, "");
+    assert_eq!(r.header("x-last-modified"), Some(t.as_str()));
+    assert!(r.header("x-weave-timestamp").is_some());
+    // 405, 406, 404, 415.
+    weave_error(
+        &send(c.req(Method::PATCH, "/storage/xxx_col1/a")).await,
+        405,
+        "0",
+    );
+    weave_error(
+        &send(c.req(Method::POST, "/info/collections")).await,
+        405,
+        "0",
+    );
+    let head = send(c.req(Method::HEAD, "/info/collections")).await;
+    assert_eq!(head.status, 405, "{head:?}");
+    assert!(head.header("x-weave-timestamp").is_some(), "{head:?}");
+    weave_error(
+        &send(
+            c.req(Method::GET, "/storage/xxx_col1")
+                .header("Accept", "text/plain"),
+        )
+        .await,
+        406,
+        "0",
+    );
+    weave_error(&c.get("/storage/xxx_col1/nope").await, 404, "0");
+    weave_error(&c.get("/nonexistent").await, 404, "0");
+    weave_error(
+        &send(
+            c.req(Method::PUT, "/storage/xxx_col1/a")
+                .header("Content-Type", "application/octet-stream")
+                .body("{}"),
+        )
+        .await,
+        415,
+        "0",
+    );
+    // Accept: */* and a list where newlines wins.
+    let r = send(
+        c.req(Method::GET, "/storage/xxx_col1")
+            .header("Accept", "*/*"),
+    )
+    .await;
+    assert_eq!(r.body, r#"["a"]"#);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let r = send(
+        c.req(Method::GET, "/storage/xxx_col1?full=1")
+            .header("Accept", "application/newlines"),
+    )
+    .await;
+    assert_eq!(r.header("content-type"), Some("application/newlines"));
+    assert_eq!(
+        r.body,
+        format!("{{\"id\":\"a\",\"modified\":{t},\"payload\":\"p\"}}\n")
+    );
+    // info/quota with quota off; info/configuration's exact body.
+    let q = c.get("/info/quota").await;
+    q.expect(200);
+    assert_eq!(q.json()[1], serde_json::Value::Null);
+    assert_eq!(q.json().as_array().map(Vec::len), Some(2));
+    let conf = c.get("/info/configuration").await;
+    assert_eq!(conf.header("content-type"), Some("application/json"));
+    assert_eq!(
+        conf.body,
+        r#"{"max_post_bytes":2621440,"max_post_records":100,"max_record_payload_bytes":2621440,"max_request_bytes":2625536,"max_total_bytes":262144000,"max_total_records":10000}"#
+    );
+    // Deletes: collection → {"modified": T}; storage → {}.
+    srv.clock.advance_ms(1000);
+    let d = c.delete("/storage/xxx_col1").await;
+    d.expect(200);
+    let dt = d
+        .header("x-last-modified")
+        .expect("X-Last-Modified")
+        .to_string();
+    assert_eq!(d.body, format!("{{\"modified\":{dt}}}"));
+    assert_eq!(d.header("x-weave-timestamp"), Some(dt.as_str()));
+    assert!(ts_ms(&dt) > ts_ms(&t));
+    let s = c.delete("/storage").await;
+    s.expect(200);
+    assert_eq!(s.body, "{}");
+    assert_eq!(s.header("content-type"), Some("application/json"));
+    assert!(s.header("x-weave-timestamp").is_some());
 }
