@@ -11,21 +11,16 @@ use crate::common::binary;
 const UNIT: &str = include_str!("../../contrib/syncserver.service");
 const NGINX: &str = include_str!("../../contrib/nginx.conf");
 
-/// `systemd-analyze`, installed from Debian when missing and we may (CI runs as root).
+/// `systemd-analyze`, from Debian's `systemd` package, which `.ci/run` installs when it is
+/// missing; tests never install anything themselves.
 fn systemd_analyze() -> &'static str {
-    let present = |p: &str| Path::new(p).exists();
-    if !present("/usr/bin/systemd-analyze") {
-        let installed = Command::new("apt-get")
-            .args(["install", "-y", "-q", "systemd"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            installed && present("/usr/bin/systemd-analyze"),
-            "systemd-analyze is needed for this test: apt-get install systemd"
-        );
-    }
-    "/usr/bin/systemd-analyze"
+    const PATH: &str = "/usr/bin/systemd-analyze";
+    assert!(
+        Path::new(PATH).exists(),
+        "this test needs {PATH} (Debian package `systemd`): run `.ci/run`, which installs it, \
+         or `apt-get install systemd`"
+    );
+    PATH
 }
 
 #[test]
