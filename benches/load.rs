@@ -9,12 +9,12 @@
 //!    a routine sync, again and again: GET info/collections, GET history?newer=…&full=1
 //!    (newer = what that user's client last synced), and a small POST of 1–5 records.
 //!    By default each client keeps one user for the whole phase, so `--active` of the
-//!    `--users` on disk are active at a time (DECISIONS.md's setup: 10,000 users on disk,
+//!    `--users` on disk are active at a time (the target setup: 10,000 users on disk,
 //!    ~100 active). With `--syncs-per-user K` a client instead picks a random user after
 //!    every K syncs; K = 1 makes every sync a new random user, so with many users on disk
 //!    nearly every sync finds the user's file closed (the worst case for the open-file
 //!    cache).
-//!    `--firefox` makes a routine sync what PROTOCOL.md §9 saw Firefox send: GET
+//!    `--firefox` makes a routine sync what desktop Firefox was seen to send: GET
 //!    info/collections, info/configuration, meta/global and clients?full=1&limit=1000, then
 //!    the POST (the first sync then also uploads a clients record).
 //!
@@ -63,7 +63,7 @@ struct Options {
     /// Incremental syncs a client makes for one user before it picks a random next one;
     /// unset = each client keeps its own user for the whole phase.
     syncs_per_user: Option<u64>,
-    /// Routine syncs as Firefox sends them (PROTOCOL.md §9) rather than the mix.
+    /// Routine syncs as Firefox sends them rather than the mix above.
     firefox: bool,
 }
 
@@ -449,7 +449,7 @@ async fn post_small(client: &Client, user: &User, round: u64) {
     remember_history(user, res.as_ref()).await;
 }
 
-/// The rest of a routine sync as Firefox sends it (PROTOCOL.md §9), after info/collections:
+/// The rest of a routine sync as desktop Firefox sends it, after info/collections:
 /// nothing changed on the server, so no engine downloads; history has something to upload.
 async fn firefox_routine_sync(client: &Client, user: &User, round: u64) -> u64 {
     use reqwest::Method;

@@ -8,7 +8,8 @@ use serde_json::json;
 use crate::common::{BinaryServer, TEST_SECRET, TestServer};
 use crate::storage_support::{Client, records, send, ts_str};
 
-/// The request sequence of PROTOCOL.md §9, with text/plain bodies as Firefox sends them.
+/// The requests of desktop Firefox's first sync against an empty server, in its order, with
+/// text/plain bodies as Firefox sends them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firefox_first_sync_sequence() {
     let srv = TestServer::start().await;

@@ -1,4 +1,5 @@
-//! Storage info endpoints (PROTOCOL.md §4.2, checklist §6.1).
+//! Storage info endpoints: collections, counts, usage, quota and configuration, with their
+//! timestamps and preconditions.
 
 use serde_json::json;
 

@@ -485,7 +485,7 @@ async fn accept_header_negotiation() {
     .await;
     assert_eq!(ids.body.lines().count(), 2);
     get("x/yy").await.expect_error(406, "0");
-    // An unparseable header counts as none (PROTOCOL.md §4.3): JSON, not 406.
+    // An unparseable Accept header counts as none: JSON, not 406.
     let garbage = get("garbage").await;
     garbage.expect(200);
     assert_eq!(garbage.header("content-type"), Some("application/json"));

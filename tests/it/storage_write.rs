@@ -758,7 +758,7 @@ async fn zero_iv_refused_only_in_crypto() {
     assert_eq!(c.get("/storage/crypto").await.body, "[]");
 }
 
-// ---- TTL (§6.4) ----
+// ---- TTL ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_zero_is_invisible_and_overwritable() {
@@ -863,7 +863,7 @@ async fn bulk_ttl_only_post() {
     assert_eq!(left, ["a", "b", "d"]);
 }
 
-// ---- preconditions and deletes (§6.5) ----
+// ---- preconditions and deletes ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item_preconditions() {
@@ -994,7 +994,7 @@ async fn unmodified_since_older_than_resource_is_412_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn modified_since_not_passed_is_304_on_writes_and_changes_nothing() {
-    // §4.12: the precondition headers apply to any method, checked before the action.
+    // The precondition headers apply to any method, checked before the action.
     let srv = TestServer::start().await;
     let c = Client::new(&srv, 32);
     let t = c

@@ -1,4 +1,5 @@
-//! Node assignment (§1.6, checklist §6.9), the single-node row, and who may sync
+//! Node assignment (the least-loaded open node, refilled when all are spent; full nodes are
+//! 503), the single-node row, and who may sync
 //! (`allow_new_users`, `allowed_fxa_uids`, `max_users`).
 
 use sqlx::sqlite::SqlitePool;

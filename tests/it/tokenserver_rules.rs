@@ -1,5 +1,6 @@
-//! User-record rules against the real server: the sequences of checklist §6.8 and the user
-//! cases of §6.9, with rows seeded straight into the tokenserver database as Mozilla's tests do.
+//! User-record rules against the real server: the generation / keys_changed_at /
+//! client-state sequences and the user cases Mozilla's tokenserver tests exercise, with rows
+//! seeded straight into the tokenserver database as those tests do.
 
 use sqlx::sqlite::SqlitePool;
 
