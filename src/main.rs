@@ -1,5 +1,8 @@
 //! Command line: `serve` (the default), `check-config`, `purge`, `users`, `--version`, `--help`.
 
+// The commands' output (check-config, reports) goes to stdout.
+#![allow(clippy::print_stdout)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,6 +1,9 @@
 //! Integration tests: each starts the real server on 127.0.0.1 (in-process, or the built
 //! binary where exit codes, signals and log output matter) and speaks HTTP to it.
 
+// A failed step is the test's report, in helpers as in test functions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 mod contrib;
 mod foundation;

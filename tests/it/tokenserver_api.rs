@@ -213,7 +213,7 @@ async fn header_error_table() {
     let ts = Ts::start().await;
     let bearer = format!("Bearer {}", ts.jwt(None));
     let kid = key_id(1234, "aaaa");
-    let cases: Vec<Case> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             vec![("X-KeyID", &kid)],
             401,
@@ -339,7 +339,7 @@ async fn error_bodies_are_byte_exact() {
     let unauthorized = error_body("error", "body", "", "Unauthorized");
     let bad_creds = error_body("invalid-credentials", "body", "", "Unauthorized");
     let long_state = "a".repeat(33);
-    let cases: Vec<PathCase> = vec![
+    let cases: Vec<PathCase<'_>> = vec![
         (TOKEN_PATH, vec![], 401, unauthorized.clone()),
         (
             TOKEN_PATH,
